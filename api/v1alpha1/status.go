@@ -1,0 +1,64 @@
+package v1alpha1
+
+import "time"
+
+// Phase is where a release stands. It is derived from the persisted fields
+// by the strategy package, never stored on its own authority.
+type Phase string
+
+// The phases of a release.
+const (
+	PhaseIdle        Phase = "Idle"
+	PhaseProgressing Phase = "Progressing"
+	PhasePaused      Phase = "Paused"
+	PhasePromoting   Phase = "Promoting"
+	PhaseSucceeded   Phase = "Succeeded"
+	PhaseAborted     Phase = "Aborted"
+	PhaseRolledBack  Phase = "RolledBack"
+	PhaseFailed      Phase = "Failed"
+)
+
+// ReleaseStatus is what the agent writes to status.yaml on the status
+// branch after every transition. People do not edit it.
+type ReleaseStatus struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+
+	Phase         Phase        `json:"phase"`
+	Stable        *Revision    `json:"stable,omitempty"`
+	Canary        *Revision    `json:"canary,omitempty"`
+	Step          int32        `json:"step"`
+	Weight        int32        `json:"weight"`
+	StepStartedAt *time.Time   `json:"stepStartedAt,omitempty"`
+	Checks        []CheckState `json:"checks,omitempty"`
+	Message       string       `json:"message,omitempty"`
+	Error         *SpecError   `json:"error,omitempty"`
+	// AbortedDigest is the version last aborted: it is not retried until the
+	// digest changes again.
+	AbortedDigest    string   `json:"abortedDigest,omitempty"`
+	ObservedRevision string   `json:"observedRevision,omitempty"`
+	Inventory        []string `json:"inventory,omitempty"`
+}
+
+// Revision is a commit and the digest of what it renders to.
+type Revision struct {
+	Revision string `json:"revision"`
+	Digest   string `json:"digest"`
+}
+
+// CheckState summarises the measurements of one check in the current step.
+type CheckState struct {
+	Name         string `json:"name"`
+	Passed       int32  `json:"passed"`
+	Failed       int32  `json:"failed"`
+	Inconclusive int32  `json:"inconclusive,omitempty"`
+	Last         string `json:"last,omitempty"`
+}
+
+// SpecError is an invalid spec or render, located in a file.
+type SpecError struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,255 @@
+package v1alpha1
+
+// APIVersion and the kinds of sluice's files.
+const (
+	APIVersion        = "sluice.dev/v1alpha1"
+	KindRelease       = "Release"
+	KindReleaseStatus = "ReleaseStatus"
+)
+
+// Release is the spec of one release, written by people in
+// releases/<namespace>/<name>/release.yaml and changed by pull requests.
+type Release struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   ObjectMeta  `json:"metadata"`
+	Spec       ReleaseSpec `json:"spec"`
+}
+
+// ObjectMeta names a release: its name and the namespace its objects go to.
+type ObjectMeta struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+}
+
+// ID is the release's name everywhere: "<namespace>/<name>".
+func (r *Release) ID() string { return r.Metadata.Namespace + "/" + r.Metadata.Name }
+
+// ReleaseSpec says what to deploy and how to roll it out.
+type ReleaseSpec struct {
+	// Source is where the manifests are.
+	Source Source `json:"source"`
+	// Workload is the object whose pod template is the version.
+	Workload WorkloadRef `json:"workload"`
+	// Traffic names the HTTPRoute and the stable Service; required by the
+	// routed strategies (canary, blueGreen, abTest, shadow).
+	Traffic *Traffic `json:"traffic,omitempty"`
+	// Strategy holds exactly one strategy.
+	Strategy Strategy `json:"strategy"`
+	// Checks are the metric and webhook checks steps may run.
+	Checks []Check `json:"checks,omitempty"`
+	// OnFailure is rollback (default) or revert (also commit the restore of
+	// the release's files as they were at the stable revision).
+	OnFailure FailurePolicy `json:"onFailure,omitempty"`
+	// Gates holds the approvals of manual gates.
+	Gates Gates `json:"gates,omitempty"`
+	// Promote skips the remaining steps of the named canary revision.
+	Promote *Promote `json:"promote,omitempty"`
+	// Abort aborts the named canary revision, as a failed check would.
+	Abort *Abort `json:"abort,omitempty"`
+}
+
+// Source locates the kustomization of a release.
+type Source struct {
+	// Path is the kustomization directory relative to release.yaml, inside
+	// the repository. Default ".".
+	Path string `json:"path,omitempty"`
+}
+
+// WorkloadRef names the workload in the rendered source.
+type WorkloadRef struct {
+	// Kind is Deployment (the only kind supported in v1alpha1).
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// Traffic names the objects sluice edits to shift traffic.
+type Traffic struct {
+	// Route is an HTTPRoute in the rendered source.
+	Route string `json:"route"`
+	// Service is the stable Service the route's backendRefs name.
+	Service string `json:"service"`
+}
+
+// FailurePolicy says what happens to Git when a canary fails.
+type FailurePolicy string
+
+// The failure policies.
+const (
+	OnFailureRollback FailurePolicy = "rollback"
+	OnFailureRevert   FailurePolicy = "revert"
+)
+
+// Strategy holds exactly one of its fields.
+type Strategy struct {
+	Canary    *Canary    `json:"canary,omitempty"`
+	BlueGreen *BlueGreen `json:"blueGreen,omitempty"`
+	ABTest    *ABTest    `json:"abTest,omitempty"`
+	Shadow    *Shadow    `json:"shadow,omitempty"`
+	Rolling   *Rolling   `json:"rolling,omitempty"`
+	Recreate  *Recreate  `json:"recreate,omitempty"`
+}
+
+// Canary is a weighted canary: either a list of steps, or manual mode where
+// pull requests set Weight and the agent promotes at 100.
+type Canary struct {
+	Steps []Step `json:"steps,omitempty"`
+	// Weight is manual mode: the canary's share of traffic, set by PRs.
+	Weight *int32 `json:"weight,omitempty"`
+	// Checks run the whole time in manual mode; a failure aborts.
+	Checks []string `json:"checks,omitempty"`
+}
+
+// Step is one step of a canary; exactly one field is set.
+type Step struct {
+	SetWeight      *int32       `json:"setWeight,omitempty"`
+	Pause          *Pause       `json:"pause,omitempty"`
+	Check          []string     `json:"check,omitempty"`
+	SetHeaderRoute *HeaderRoute `json:"setHeaderRoute,omitempty"`
+	SetMirror      *Mirror      `json:"setMirror,omitempty"`
+	SetCanaryScale *CanaryScale `json:"setCanaryScale,omitempty"`
+}
+
+// Pause waits for a duration or for the approval of a gate.
+type Pause struct {
+	Duration *Duration `json:"duration,omitempty"`
+	Gate     string    `json:"gate,omitempty"`
+}
+
+// HeaderRoute sends matching requests to the canary.
+type HeaderRoute struct {
+	Name  string     `json:"name"`
+	Match RouteMatch `json:"match"`
+	// Weight is the canary's share of the matching requests; default 100.
+	Weight *int32 `json:"weight,omitempty"`
+}
+
+// RouteMatch is a Gateway API HTTPRouteMatch restricted to headers and
+// query parameters; the original rule's path match is kept.
+type RouteMatch struct {
+	Headers     []HeaderMatch `json:"headers,omitempty"`
+	QueryParams []HeaderMatch `json:"queryParams,omitempty"`
+}
+
+// HeaderMatch matches one header or query parameter.
+type HeaderMatch struct {
+	Name string `json:"name"`
+	// Type is Exact (default) or RegularExpression.
+	Type  string `json:"type,omitempty"`
+	Value string `json:"value"`
+}
+
+// Mirror copies a percent of the requests to the canary (RequestMirror).
+type Mirror struct {
+	Percent int32 `json:"percent"`
+}
+
+// CanaryScale sizes the canary: exactly one field is set.
+type CanaryScale struct {
+	Replicas           *int32 `json:"replicas,omitempty"`
+	Percent            *int32 `json:"percent,omitempty"`
+	MatchTrafficWeight bool   `json:"matchTrafficWeight,omitempty"`
+}
+
+// BlueGreen runs the canary at full size with no traffic, runs checks, then
+// switches all traffic at once.
+type BlueGreen struct {
+	// PreviewMatch, when set, routes matching requests to the new version
+	// before the switch.
+	PreviewMatch *RouteMatch `json:"previewMatch,omitempty"`
+	Checks       []string    `json:"checks,omitempty"`
+	// Gate is a manual approval before the switch, unless AutoPromote.
+	Gate        string `json:"gate,omitempty"`
+	AutoPromote bool   `json:"autoPromote,omitempty"`
+}
+
+// ABTest routes the users that match to the canary, runs checks, and waits
+// for a gate or a duration before promoting.
+type ABTest struct {
+	Match RouteMatch `json:"match"`
+	// Weight is the share of matching requests the canary gets; default 100.
+	Weight   *int32    `json:"weight,omitempty"`
+	Checks   []string  `json:"checks,omitempty"`
+	Duration *Duration `json:"duration,omitempty"`
+	Gate     string    `json:"gate,omitempty"`
+}
+
+// Shadow mirrors a percent of the traffic to the canary, which answers
+// nobody, runs checks for a duration, then promotes or stops.
+type Shadow struct {
+	Percent  int32     `json:"percent"`
+	Duration *Duration `json:"duration,omitempty"`
+	Checks   []string  `json:"checks,omitempty"`
+	Gate     string    `json:"gate,omitempty"`
+	// Promote, default true, promotes after the checks; false ends the run
+	// with the stable version kept (a pure experiment).
+	Promote *bool `json:"promote,omitempty"`
+}
+
+// Rolling applies the Deployment with a RollingUpdate strategy.
+type Rolling struct {
+	MaxSurge       *IntOrPercent `json:"maxSurge,omitempty"`
+	MaxUnavailable *IntOrPercent `json:"maxUnavailable,omitempty"`
+	// Checks run after the rollout; a failure rolls back.
+	Checks []string `json:"checks,omitempty"`
+}
+
+// Recreate applies the Deployment with the Recreate strategy.
+type Recreate struct {
+	Checks []string `json:"checks,omitempty"`
+}
+
+// Check is a named metric or webhook check; exactly one provider is set.
+type Check struct {
+	Name       string             `json:"name"`
+	Prometheus *PrometheusCheck   `json:"prometheus,omitempty"`
+	Webhook    *WebhookCheck      `json:"webhook,omitempty"`
+	// SuccessCondition compares the query's value, e.g. ">= 0.99".
+	SuccessCondition string `json:"successCondition,omitempty"`
+	// Interval between measurements; default 30s.
+	Interval *Duration `json:"interval,omitempty"`
+	// Count is how many measurements make a run; default 1.
+	Count *int32 `json:"count,omitempty"`
+	// FailureLimit is how many failed measurements are tolerated; default 0.
+	FailureLimit *int32 `json:"failureLimit,omitempty"`
+	// InconclusiveLimit is how many empty or NaN results are tolerated;
+	// default 0.
+	InconclusiveLimit *int32 `json:"inconclusiveLimit,omitempty"`
+}
+
+// PrometheusCheck queries Prometheus. Query is a Go template with .Release,
+// .Namespace, .Stable and .Canary ({Service, Workload}).
+type PrometheusCheck struct {
+	Address string `json:"address"`
+	Query   string `json:"query"`
+}
+
+// WebhookCheck POSTs JSON; a 2xx answer passes, anything else fails.
+type WebhookCheck struct {
+	URL     string    `json:"url"`
+	Timeout *Duration `json:"timeout,omitempty"`
+}
+
+// Gates holds approvals of manual gates.
+type Gates struct {
+	Approved []Approval `json:"approved,omitempty"`
+}
+
+// Approval passes the gate Gate for the canary revision Revision only.
+type Approval struct {
+	Gate     string `json:"gate"`
+	Revision string `json:"revision"`
+}
+
+// Promote asks to skip the remaining steps of the canary revision Revision.
+type Promote struct {
+	Revision string `json:"revision"`
+	// Force promotes even if checks have not passed.
+	Force bool `json:"force,omitempty"`
+}
+
+// Abort asks to abort the canary revision Revision.
+type Abort struct {
+	Revision string `json:"revision"`
+	Reason   string `json:"reason,omitempty"`
+}

@@ -1,0 +1,462 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"text/template"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Parsed is a release file that decoded and validated: the release, where
+// each field was written, and the file's path inside the repository.
+type Parsed struct {
+	Release *Release
+	// File is the release file's path relative to the repository root.
+	File string
+	Pos  Positions
+}
+
+// Dir is the directory of the release file inside the repository.
+func (p *Parsed) Dir() string { return path.Dir(p.File) }
+
+// SourceDir is the kustomization directory inside the repository.
+func (p *Parsed) SourceDir() string {
+	src := p.Release.Spec.Source.Path
+	if src == "" {
+		src = "."
+	}
+	return path.Join(p.Dir(), src)
+}
+
+// Errorf returns an error located at field of this file.
+func (p *Parsed) Errorf(field, format string, args ...any) *FieldError {
+	return &FieldError{File: p.File, Line: p.Pos.Line(field), Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ParseRelease decodes and validates a release file. file is its path
+// relative to the repository root, with forward slashes; it locates errors
+// and bounds spec.source.path. All problems are returned, not the first.
+func ParseRelease(file string, data []byte) (*Parsed, error) {
+	var r Release
+	pos, errs := decodeStrict(file, data, &r)
+	p := &Parsed{Release: &r, File: file, Pos: pos}
+	if len(errs) > 0 {
+		// Decoding errors leave fields unset; semantic checks would only
+		// add noise about the same lines.
+		errs.Sort()
+		return nil, errs
+	}
+	v := &validator{p: p}
+	v.release()
+	v.errs.Sort()
+	if len(v.errs) > 0 {
+		return nil, v.errs
+	}
+	return p, nil
+}
+
+type validator struct {
+	p    *Parsed
+	errs ErrorList
+}
+
+func (v *validator) errorf(field, format string, args ...any) {
+	v.errs = append(v.errs, v.p.Errorf(field, format, args...))
+}
+
+func (v *validator) required(field, value string) bool {
+	if strings.TrimSpace(value) == "" {
+		v.errorf(field, "required")
+		return false
+	}
+	return true
+}
+
+func (v *validator) weight(field string, w int32) {
+	if w < 0 || w > 100 {
+		v.errorf(field, "must be between 0 and 100, got %d", w)
+	}
+}
+
+func (v *validator) dnsName(field, value string, label bool) {
+	if !v.required(field, value) {
+		return
+	}
+	var msgs []string
+	if label {
+		msgs = validation.IsDNS1123Label(value)
+	} else {
+		msgs = validation.IsDNS1123Subdomain(value)
+	}
+	if len(msgs) > 0 {
+		v.errorf(field, "invalid name %q: %s", value, msgs[0])
+	}
+}
+
+func (v *validator) release() {
+	r := v.p.Release
+	if r.APIVersion != APIVersion {
+		v.errorf("apiVersion", "must be %s, got %q", APIVersion, r.APIVersion)
+	}
+	if r.Kind != KindRelease {
+		v.errorf("kind", "must be %s, got %q", KindRelease, r.Kind)
+	}
+	v.dnsName("metadata.name", r.Metadata.Name, false)
+	v.dnsName("metadata.namespace", r.Metadata.Namespace, true)
+	v.source()
+	s := &r.Spec
+	if s.Workload.Kind != "Deployment" {
+		v.errorf("spec.workload.kind", "must be Deployment, got %q", s.Workload.Kind)
+	}
+	v.dnsName("spec.workload.name", s.Workload.Name, false)
+	v.checks()
+	v.strategy()
+	switch s.OnFailure {
+	case "", OnFailureRollback, OnFailureRevert:
+	default:
+		v.errorf("spec.onFailure", "must be rollback or revert, got %q", s.OnFailure)
+	}
+	v.gates()
+	if s.Promote != nil {
+		v.revision("spec.promote.revision", s.Promote.Revision)
+	}
+	if s.Abort != nil {
+		v.revision("spec.abort.revision", s.Abort.Revision)
+	}
+}
+
+var hexRevision = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+
+func (v *validator) revision(field, rev string) {
+	if !v.required(field, rev) {
+		return
+	}
+	if !hexRevision.MatchString(rev) {
+		v.errorf(field, "must be a commit id (7 to 64 lowercase hex digits), got %q", rev)
+	}
+}
+
+func (v *validator) source() {
+	src := v.p.Release.Spec.Source.Path
+	if src == "" {
+		return
+	}
+	if path.IsAbs(src) || strings.HasPrefix(src, `\`) || (len(src) > 1 && src[1] == ':') {
+		v.errorf("spec.source.path", "must be relative to the release file, got %q", src)
+		return
+	}
+	if strings.Contains(src, "://") {
+		v.errorf("spec.source.path", "must be a directory in this repository, got the URL %q", src)
+		return
+	}
+	if joined := path.Join(v.p.Dir(), src); joined == ".." || strings.HasPrefix(joined, "../") {
+		v.errorf("spec.source.path", "leaves the repository: %q resolves to %q", src, joined)
+	}
+}
+
+func (v *validator) strategy() {
+	s := &v.p.Release.Spec
+	var set []string
+	for _, n := range []struct {
+		name string
+		on   bool
+	}{
+		{"canary", s.Strategy.Canary != nil}, {"blueGreen", s.Strategy.BlueGreen != nil},
+		{"abTest", s.Strategy.ABTest != nil}, {"shadow", s.Strategy.Shadow != nil},
+		{"rolling", s.Strategy.Rolling != nil}, {"recreate", s.Strategy.Recreate != nil},
+	} {
+		if n.on {
+			set = append(set, n.name)
+		}
+	}
+	switch len(set) {
+	case 0:
+		v.errorf("spec.strategy", "exactly one strategy is required: canary, blueGreen, abTest, shadow, rolling or recreate")
+		return
+	case 1:
+	default:
+		v.errorf("spec.strategy", "exactly one strategy is allowed, got %s", strings.Join(set, " and "))
+		return
+	}
+	if s.Strategy.Routed() {
+		if s.Traffic == nil {
+			v.errorf("spec.traffic", "required by the %s strategy (route and service)", set[0])
+		} else {
+			v.dnsName("spec.traffic.route", s.Traffic.Route, false)
+			v.dnsName("spec.traffic.service", s.Traffic.Service, true)
+		}
+	} else if s.Traffic != nil {
+		if s.Traffic.Route != "" {
+			v.dnsName("spec.traffic.route", s.Traffic.Route, false)
+		}
+		if s.Traffic.Service != "" {
+			v.dnsName("spec.traffic.service", s.Traffic.Service, true)
+		}
+	}
+	base := "spec.strategy." + set[0]
+	switch st := s.Strategy; {
+	case st.Canary != nil:
+		v.canary(base, st.Canary)
+	case st.BlueGreen != nil:
+		if st.BlueGreen.PreviewMatch != nil {
+			v.match(base+".previewMatch", st.BlueGreen.PreviewMatch)
+		}
+		v.checkRefs(base+".checks", st.BlueGreen.Checks)
+		if st.BlueGreen.AutoPromote && st.BlueGreen.Gate != "" {
+			v.errorf(base+".gate", "cannot be set with autoPromote: true")
+		}
+	case st.ABTest != nil:
+		v.match(base+".match", &st.ABTest.Match)
+		if st.ABTest.Weight != nil {
+			v.weight(base+".weight", *st.ABTest.Weight)
+		}
+		v.checkRefs(base+".checks", st.ABTest.Checks)
+	case st.Shadow != nil:
+		if st.Shadow.Percent < 1 || st.Shadow.Percent > 100 {
+			v.errorf(base+".percent", "must be between 1 and 100, got %d", st.Shadow.Percent)
+		}
+		v.checkRefs(base+".checks", st.Shadow.Checks)
+	case st.Rolling != nil:
+		r := st.Rolling
+		if r.MaxSurge != nil && r.MaxUnavailable != nil && r.MaxSurge.Value == 0 && r.MaxUnavailable.Value == 0 {
+			v.errorf(base+".maxUnavailable", "maxSurge and maxUnavailable cannot both be 0")
+		}
+		v.checkRefs(base+".checks", r.Checks)
+	case st.Recreate != nil:
+		v.checkRefs(base+".checks", st.Recreate.Checks)
+	}
+}
+
+func (v *validator) canary(base string, c *Canary) {
+	if c.Weight != nil && len(c.Steps) > 0 {
+		v.errorf(base+".weight", "cannot be set together with steps: weight is manual mode, steps are automatic")
+		return
+	}
+	if c.Weight == nil && len(c.Steps) == 0 {
+		v.errorf(base, "needs steps, or a weight for manual mode")
+		return
+	}
+	if c.Weight != nil {
+		v.weight(base+".weight", *c.Weight)
+	}
+	v.checkRefs(base+".checks", c.Checks)
+	final := -1
+	headerRoutes := map[string]int{}
+	for i := range c.Steps {
+		st := &c.Steps[i]
+		p := fmt.Sprintf("%s.steps[%d]", base, i)
+		if final >= 0 {
+			v.errorf(p, "no step may follow setWeight: 100 (steps[%d]), which promotes", final)
+			final = -2 // report once
+		}
+		n := 0
+		for _, on := range []bool{st.SetWeight != nil, st.Pause != nil, st.Check != nil, st.SetHeaderRoute != nil, st.SetMirror != nil, st.SetCanaryScale != nil} {
+			if on {
+				n++
+			}
+		}
+		if n != 1 {
+			v.errorf(p, "a step holds exactly one of setWeight, pause, check, setHeaderRoute, setMirror, setCanaryScale; got %d", n)
+			continue
+		}
+		switch {
+		case st.SetWeight != nil:
+			v.weight(p+".setWeight", *st.SetWeight)
+			if *st.SetWeight == 100 && final == -1 {
+				final = i
+			}
+		case st.Pause != nil:
+			if (st.Pause.Duration == nil) == (st.Pause.Gate == "") {
+				v.errorf(p+".pause", "set exactly one of duration or gate")
+			} else if st.Pause.Gate != "" {
+				v.dnsName(p+".pause.gate", st.Pause.Gate, true)
+			}
+		case st.Check != nil:
+			if len(st.Check) == 0 {
+				v.errorf(p+".check", "names no check")
+			}
+			v.checkRefs(p+".check", st.Check)
+		case st.SetHeaderRoute != nil:
+			h := st.SetHeaderRoute
+			if v.required(p+".setHeaderRoute.name", h.Name) {
+				v.dnsName(p+".setHeaderRoute.name", h.Name, true)
+				if prev, dup := headerRoutes[h.Name]; dup && prev != i {
+					v.errorf(p+".setHeaderRoute.name", "%q is already used by steps[%d]; use setHeaderRoute with the same name only to change it", h.Name, prev)
+				}
+			}
+			headerRoutes[h.Name] = i
+			v.match(p+".setHeaderRoute.match", &h.Match)
+			if h.Weight != nil {
+				v.weight(p+".setHeaderRoute.weight", *h.Weight)
+			}
+		case st.SetMirror != nil:
+			if st.SetMirror.Percent < 0 || st.SetMirror.Percent > 100 {
+				v.errorf(p+".setMirror.percent", "must be between 0 and 100, got %d", st.SetMirror.Percent)
+			}
+		case st.SetCanaryScale != nil:
+			cs := st.SetCanaryScale
+			k := 0
+			if cs.Replicas != nil {
+				k++
+				if *cs.Replicas < 0 {
+					v.errorf(p+".setCanaryScale.replicas", "must not be negative, got %d", *cs.Replicas)
+				}
+			}
+			if cs.Percent != nil {
+				k++
+				v.weight(p+".setCanaryScale.percent", *cs.Percent)
+			}
+			if cs.MatchTrafficWeight {
+				k++
+			}
+			if k != 1 {
+				v.errorf(p+".setCanaryScale", "set exactly one of replicas, percent or matchTrafficWeight")
+			}
+		}
+	}
+	if final == -1 && len(c.Steps) > 0 {
+		// Ending without 100 is allowed: the end of the steps promotes, as
+		// in Argo Rollouts.
+		return
+	}
+}
+
+// headerName is Gateway API's HTTPHeaderName pattern.
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+\\-.^_`|~]+$")
+
+func (v *validator) match(base string, m *RouteMatch) {
+	if len(m.Headers) == 0 && len(m.QueryParams) == 0 {
+		v.errorf(base, "needs at least one header or query parameter match")
+	}
+	if len(m.Headers) > 16 {
+		v.errorf(base+".headers", "at most 16 header matches are allowed, got %d", len(m.Headers))
+	}
+	if len(m.QueryParams) > 16 {
+		v.errorf(base+".queryParams", "at most 16 query parameter matches are allowed, got %d", len(m.QueryParams))
+	}
+	for _, list := range []struct {
+		field string
+		ms    []HeaderMatch
+	}{{"headers", m.Headers}, {"queryParams", m.QueryParams}} {
+		seen := map[string]bool{}
+		for i, h := range list.ms {
+			p := fmt.Sprintf("%s.%s[%d]", base, list.field, i)
+			if v.required(p+".name", h.Name) {
+				if len(h.Name) > 256 || !headerName.MatchString(h.Name) {
+					v.errorf(p+".name", "invalid name %q", h.Name)
+				}
+				if seen[strings.ToLower(h.Name)] {
+					v.errorf(p+".name", "%q is matched twice", h.Name)
+				}
+				seen[strings.ToLower(h.Name)] = true
+			}
+			switch h.Type {
+			case "", "Exact":
+			case "RegularExpression":
+				if _, err := regexp.Compile(h.Value); err != nil {
+					v.errorf(p+".value", "invalid regular expression: %v", err)
+				}
+			default:
+				v.errorf(p+".type", "must be Exact or RegularExpression (Gateway API), got %q", h.Type)
+			}
+			if len(h.Value) > 4096 {
+				v.errorf(p+".value", "longer than 4096 characters")
+			}
+		}
+	}
+}
+
+func (v *validator) checkRefs(field string, names []string) {
+	for i, n := range names {
+		if v.p.Release.Spec.CheckByName(n) == nil {
+			v.errorf(fmt.Sprintf("%s[%d]", field, i), "check %q is not defined in spec.checks", n)
+		}
+	}
+}
+
+func (v *validator) checks() {
+	seen := map[string]int{}
+	for i := range v.p.Release.Spec.Checks {
+		c := &v.p.Release.Spec.Checks[i]
+		p := fmt.Sprintf("spec.checks[%d]", i)
+		if v.required(p+".name", c.Name) {
+			v.dnsName(p+".name", c.Name, true)
+			if prev, dup := seen[c.Name]; dup {
+				v.errorf(p+".name", "%q is already defined by spec.checks[%d]", c.Name, prev)
+			}
+			seen[c.Name] = i
+		}
+		switch {
+		case c.Prometheus != nil && c.Webhook != nil:
+			v.errorf(p, "set exactly one provider: prometheus or webhook")
+		case c.Prometheus != nil:
+			v.url(p+".prometheus.address", c.Prometheus.Address)
+			if v.required(p+".prometheus.query", c.Prometheus.Query) {
+				if _, err := template.New("q").Option("missingkey=error").Parse(c.Prometheus.Query); err != nil {
+					v.errorf(p+".prometheus.query", "invalid template: %v", err)
+				}
+			}
+			if c.SuccessCondition == "" {
+				v.errorf(p+".successCondition", "required for a prometheus check, e.g. \">= 0.99\"")
+			}
+		case c.Webhook != nil:
+			v.url(p+".webhook.url", c.Webhook.URL)
+		default:
+			v.errorf(p, "set exactly one provider: prometheus or webhook")
+		}
+		if c.SuccessCondition != "" {
+			if _, err := ParseCondition(c.SuccessCondition); err != nil {
+				v.errorf(p+".successCondition", "%v", err)
+			}
+		}
+		for _, n := range []struct {
+			field string
+			val   *int32
+			min   int32
+		}{{"count", c.Count, 1}, {"failureLimit", c.FailureLimit, 0}, {"inconclusiveLimit", c.InconclusiveLimit, 0}} {
+			if n.val != nil && *n.val < n.min {
+				v.errorf(p+"."+n.field, "must be at least %d, got %d", n.min, *n.val)
+			}
+		}
+	}
+}
+
+func (v *validator) url(field, raw string) {
+	if !v.required(field, raw) {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.errorf(field, "must be an http or https URL, got %q", raw)
+		return
+	}
+	if u.User != nil {
+		v.errorf(field, "must not hold credentials; the URL is written to logs and status")
+	}
+}
+
+func (v *validator) gates() {
+	s := &v.p.Release.Spec
+	named := map[string]bool{}
+	for _, g := range s.Strategy.Gates() {
+		named[g] = true
+	}
+	for i, a := range s.Gates.Approved {
+		p := fmt.Sprintf("spec.gates.approved[%d]", i)
+		if v.required(p+".gate", a.Gate) && !named[a.Gate] {
+			v.errorf(p+".gate", "no pause step names the gate %q%s", a.Gate, gateHint(s.Strategy.Gates()))
+		}
+		v.revision(p+".revision", a.Revision)
+	}
+}
+
+func gateHint(gates []string) string {
+	if len(gates) == 0 {
+		return " (the strategy has no gates)"
+	}
+	return fmt.Sprintf(" (gates: %s)", strings.Join(gates, ", "))
+}

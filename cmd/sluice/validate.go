@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/render"
+)
+
+func newValidateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [path...]",
+		Short: "Check release files exactly as the agent does",
+		Long: `Validate parses every release.yaml at or below each path (a file is checked
+whatever its name), renders its kustomization and checks that the workload,
+HTTPRoute and Service the spec names are in the render. These are the checks
+the agent runs before it applies anything, so validate can gate pull requests.
+
+Errors go to stderr, one per line, as file:line: field: message.
+Exit status: 0 when every release is valid, 1 when any is not.`,
+		Example: `  sluice validate                 # every release under the current directory
+  sluice validate releases/ examples/`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = []string{"."}
+			}
+			var r render.Renderer
+			failed, checked := 0, 0
+			for _, arg := range args {
+				files, repo, err := releaseFiles(arg)
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", arg, err)
+					failed++
+					continue
+				}
+				for _, f := range files {
+					checked++
+					if _, _, err := r.Load(cmd.Context(), repo.fs, repo.fs.Root(), f, ""); err != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), repo.display(err))
+						failed++
+					}
+				}
+			}
+			if failed > 0 {
+				return &exitError{code: 1, msg: fmt.Sprintf("%d of %d release files invalid", failed, checked)}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d release files valid\n", checked)
+			return nil
+		},
+	}
+}
+
+// releaseFiles lists the release files a path argument names, repository
+// relative, with the repository they are in.
+func releaseFiles(arg string) ([]string, *localRepo, error) {
+	repo, err := openLocal(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rel, err := repo.rel(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if strings.HasPrefix(rel, "../") {
+		return nil, nil, fmt.Errorf("outside the repository at %s", repo.fs.Root())
+	}
+	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+		return []string{rel}, repo, nil
+	}
+	files, err := render.FindReleases(repo.fs, repo.fs.Root(), rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(files) == 0 {
+		return nil, nil, fmt.Errorf("no %s found", render.ReleaseFile)
+	}
+	return files, repo, nil
+}
+
+func newRenderCommand() *cobra.Command {
+	var digest, versionDigest bool
+	cmd := &cobra.Command{
+		Use:   "render <release dir>",
+		Short: "Print a release's rendered manifests",
+		Long: `Render builds the kustomization of the release in the given directory (or
+the given release.yaml) with the same safe settings as the agent, checks it
+like validate, and prints the objects as YAML. With --digest it prints the
+digest of the whole render instead; with --version-digest, the digest of what
+a canary tests (the workload's pod template and the ConfigMaps and Secrets it
+references).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			arg := args[0]
+			if st, err := os.Stat(arg); err == nil && st.IsDir() {
+				arg = filepath.Join(arg, render.ReleaseFile)
+			}
+			repo, err := openLocal(arg)
+			if err != nil {
+				return err
+			}
+			rel, err := repo.rel(arg)
+			if err != nil {
+				return err
+			}
+			var r render.Renderer
+			_, res, err := r.Load(cmd.Context(), repo.fs, repo.fs.Root(), rel, "")
+			if err != nil {
+				return &exitError{code: 1, msg: repo.display(err).Error()}
+			}
+			switch {
+			case digest:
+				fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
+				return nil
+			case versionDigest:
+				fmt.Fprintln(cmd.OutOrStdout(), res.VersionDigest)
+				return nil
+			}
+			_, err = cmd.OutOrStdout().Write(res.YAML)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&digest, "digest", false, "print the digest of the whole render (sha256:...) instead of the YAML")
+	cmd.Flags().BoolVar(&versionDigest, "version-digest", false, "print the version digest (workload pod template + referenced config) instead of the YAML")
+	return cmd
+}

@@ -1,0 +1,59 @@
+package render
+
+import (
+	"context"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// ReleaseFile is the name of a release's spec file.
+const ReleaseFile = "release.yaml"
+
+// StatusFile is the name of a release's status file on the status branch.
+const StatusFile = "status.yaml"
+
+// FindReleases returns the repository-relative paths of the release files
+// at or below dir (repository-relative), sorted.
+func FindReleases(fsys filesys.FileSystem, root, dir string) ([]string, error) {
+	var files []string
+	start := path.Join(root, dir)
+	err := fsys.Walk(start, func(p string, info fs.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.IsDir() && info.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !info.IsDir() && info.Name() == ReleaseFile {
+			files = append(files, repoPath(root, filepath.ToSlash(p)))
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, err
+}
+
+// Load parses the release file (repository-relative) and renders it: every
+// check the agent runs before applying anything.
+func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file, cacheKey string) (*v1alpha1.Parsed, *Result, error) {
+	data, err := fsys.ReadFile(path.Join(root, file))
+	if err != nil {
+		return nil, nil, v1alpha1.ErrorList{{File: file, Message: strings.TrimPrefix(err.Error(), root)}}
+	}
+	p, err := v1alpha1.ParseRelease(file, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := r.Render(ctx, Input{FS: fsys, Root: root, Release: p, CacheKey: cacheKey})
+	if err != nil {
+		return p, nil, err
+	}
+	return p, res, nil
+}

@@ -1,0 +1,233 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// DefaultMaxObjects bounds the objects one release may render to.
+const DefaultMaxObjects = 5000
+
+// cacheSize bounds the number of renders kept.
+const cacheSize = 512
+
+// Input is one release to render.
+type Input struct {
+	// FS holds the repository.
+	FS filesys.FileSystem
+	// Root is the repository's root directory in FS ("/" for a Git tree,
+	// the work tree's absolute path on disk).
+	Root string
+	// Release is the parsed release file.
+	Release *v1alpha1.Parsed
+	// CacheKey identifies the source's content, e.g. the Git tree hash of
+	// the kustomization directory. Empty disables the cache.
+	CacheKey string
+}
+
+// Result is a release rendered. Results may be shared through the cache:
+// callers must deep-copy objects before changing them.
+type Result struct {
+	// Objects in kustomize's output order.
+	Objects []*unstructured.Unstructured
+	// YAML is the render as kustomize prints it.
+	YAML []byte
+	// Digest is the sha256 of the whole render in canonical form.
+	Digest string
+	// VersionDigest is the digest of the workload's pod template and the
+	// ConfigMaps and Secrets it references: what a canary tests.
+	VersionDigest string
+	// Workload, Route and Service are the objects the spec names (Route and
+	// Service are nil without spec.traffic).
+	Workload *unstructured.Unstructured
+	Route    *unstructured.Unstructured
+	Service  *unstructured.Unstructured
+	// Config are the ConfigMaps and Secrets the workload references that
+	// the render holds.
+	Config []*unstructured.Unstructured
+	// Cached tells whether this result came from the cache.
+	Cached bool
+}
+
+// build is the part of a render that depends only on the source tree.
+type build struct {
+	objects []*unstructured.Unstructured
+	yaml    []byte
+	digest  string
+}
+
+// Renderer renders releases and caches the builds by source identity.
+// The zero value is ready to use; a Renderer is safe for concurrent use.
+type Renderer struct {
+	// MaxObjects bounds a render's object count; 0 means DefaultMaxObjects.
+	MaxObjects int
+
+	mu    sync.Mutex
+	cache map[string]*build
+	order []string
+	hits  int
+}
+
+// buildMu serialises krusty builds: kustomize's global OpenAPI and plugin
+// state is not safe for concurrent builds (as kustomize-controller found).
+var buildMu sync.Mutex
+
+// Hits returns the number of cache hits so far.
+func (r *Renderer) Hits() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hits
+}
+
+// Render builds the release's source and checks that the objects the spec
+// names are in it. Spec and render problems come back as a
+// v1alpha1.ErrorList located in the repository's files.
+func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, cached := r.lookup(in.CacheKey)
+	if !cached {
+		var err error
+		b, err = r.build(in)
+		if err != nil {
+			return nil, err
+		}
+		r.store(in.CacheKey, b)
+	}
+	res := &Result{Objects: b.objects, YAML: b.yaml, Digest: b.digest, Cached: cached}
+	if err := locate(in.Release, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (r *Renderer) lookup(key string) (*build, bool) {
+	if key == "" {
+		return nil, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.cache[key]
+	if ok {
+		r.hits++
+	}
+	return b, ok
+}
+
+func (r *Renderer) store(key string, b *build) {
+	if key == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cache == nil {
+		r.cache = map[string]*build{}
+	}
+	if _, ok := r.cache[key]; ok {
+		return
+	}
+	if len(r.order) >= cacheSize {
+		delete(r.cache, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.cache[key] = b
+	r.order = append(r.order, key)
+}
+
+// repoPath shows an FS path relative to the repository root.
+func repoPath(root, p string) string {
+	rel := strings.TrimPrefix(p, strings.TrimSuffix(root, "/")+"/")
+	if rel == p && p == root {
+		return "."
+	}
+	return rel
+}
+
+func (r *Renderer) build(in Input) (*build, error) {
+	rel := in.Release
+	dir := path.Join(in.Root, rel.SourceDir())
+	display := func(p string) string { return repoPath(in.Root, p) }
+	if !in.FS.IsDir(dir) {
+		return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.path", "%s is not a directory in the repository", rel.SourceDir())}
+	}
+	kf := kustomizationFile(in.FS, dir)
+	if kf == "" {
+		return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.path", "%s holds no kustomization.yaml", rel.SourceDir())}
+	}
+	if err := checkSources(in.FS, dir, display); err != nil {
+		return nil, err
+	}
+	objs, yml, err := kustomize(in.FS, dir)
+	if err != nil {
+		return nil, v1alpha1.ErrorList{{File: display(kf), Message: "kustomize build failed: " + err.Error()}}
+	}
+	max := r.MaxObjects
+	if max == 0 {
+		max = DefaultMaxObjects
+	}
+	if len(objs) > max {
+		return nil, v1alpha1.ErrorList{{File: display(kf), Message: fmt.Sprintf("renders %d objects, over the limit of %d", len(objs), max)}}
+	}
+	digest, err := Digest(objs)
+	if err != nil {
+		return nil, err
+	}
+	return &build{objects: objs, yaml: yml, digest: digest}, nil
+}
+
+// kustomize runs krusty with sluice's safe options, one build at a time,
+// turning its panics into errors.
+func kustomize(fsys filesys.FileSystem, dir string) (objs []*unstructured.Unstructured, yml []byte, err error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kustomize panicked: %v\n%s", p, firstLines(string(debug.Stack()), 8))
+		}
+	}()
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	opts.PluginConfig = types.DisabledPluginConfig()
+	opts.PluginConfig.HelmConfig.Enabled = false
+	opts.PluginConfig.FnpLoadingOptions.EnableExec = false
+	opts.PluginConfig.FnpLoadingOptions.Network = false
+	m, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, res := range m.Resources() {
+		// Through JSON, so numbers are int64 and float64 as client-go's
+		// unstructured helpers expect, not kyaml's ints.
+		data, err := res.MarshalJSON()
+		if err != nil {
+			return nil, nil, err
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", res.CurId(), err)
+		}
+		objs = append(objs, obj)
+	}
+	yml, err = m.AsYaml()
+	return objs, yml, err
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
