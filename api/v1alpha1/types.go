@@ -201,9 +201,9 @@ type Recreate struct {
 
 // Check is a named metric or webhook check; exactly one provider is set.
 type Check struct {
-	Name       string             `json:"name"`
-	Prometheus *PrometheusCheck   `json:"prometheus,omitempty"`
-	Webhook    *WebhookCheck      `json:"webhook,omitempty"`
+	Name       string           `json:"name"`
+	Prometheus *PrometheusCheck `json:"prometheus,omitempty"`
+	Webhook    *WebhookCheck    `json:"webhook,omitempty"`
 	// SuccessCondition compares the query's value, e.g. ">= 0.99".
 	SuccessCondition string `json:"successCondition,omitempty"`
 	// Interval between measurements; default 30s.
