@@ -40,7 +40,13 @@ type decoder struct {
 	file string
 	pos  Positions
 	errs ErrorList
+	// budget bounds the nodes visited, so aliases cannot expand a small
+	// file exponentially ("billion laughs").
+	budget int
 }
+
+// maxNodes bounds the YAML nodes one release file may expand to.
+const maxNodes = 100000
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	line := 0
@@ -53,7 +59,7 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 // decodeStrict parses one YAML document of data into out, a pointer to a
 // struct. Unknown fields, wrong types and bad durations are errors.
 func decodeStrict(file string, data []byte, out any) (Positions, ErrorList) {
-	d := &decoder{file: file, pos: Positions{}}
+	d := &decoder{file: file, pos: Positions{}, budget: maxNodes}
 	if len(data) > MaxReleaseFileSize {
 		d.fail(nil, "", "file is larger than %d bytes", MaxReleaseFileSize)
 		return d.pos, d.errs
@@ -116,6 +122,12 @@ func kindName(n *yaml.Node) string {
 }
 
 func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
+	if d.budget--; d.budget < 0 {
+		if d.budget == -1 {
+			d.fail(n, path, "file expands to more than %d YAML nodes", maxNodes)
+		}
+		return
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {

@@ -1,0 +1,47 @@
+# sluice — see README.md. Every target works on a fresh machine with Go.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/sluice
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build test vet race demo bench testbin fuzz fmt clean docker
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+## test: vet, then every test with the race detector.
+test: vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+
+## demo: validate and render the examples (the full local demo grows with the agent).
+demo: build
+	./hack/demo.sh
+
+## bench: Go benchmarks plus the comparison with kubectl kustomize.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./render/ | tee bin/bench-render.txt
+	./hack/bench-render.sh
+
+## testbin: build the real control-plane binaries the cluster tests use.
+testbin:
+	./hack/testbin.sh
+
+fuzz:
+	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz FuzzParseRelease -fuzztime 60s
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+docker:
+	docker build -t sluice:$(VERSION) .
+
+clean:
+	rm -rf bin/sluice bin/bench-*

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sluiceBin is the binary built once for the tests that run the CLI as a
+// user would.
+var sluiceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	sluiceBin = filepath.Join(dir, "sluice")
+	if out, err := exec.Command("go", "build", "-o", sluiceBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build sluice: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs sluice in dir and returns stdout, stderr and the exit code.
+func run(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(sluiceBin, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errb.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	t.Fatal(err)
+	return "", "", -1
+}
+
+func TestValidateExamples(t *testing.T) {
+	out, errs, code := run(t, "../..", "validate", "examples/")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if !strings.Contains(out, "7 release files valid") {
+		t.Errorf("stdout = %q", out)
+	}
+}
+
+// TestValidateInvalidCorpus runs validate on every invalid file from the
+// repository root and wants exit 1 with exactly the expected lines.
+func TestValidateInvalidCorpus(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/invalid/*.yaml")
+	if len(files) < 25 {
+		t.Fatalf("only %d invalid files", len(files))
+	}
+	for _, f := range files {
+		rel := strings.TrimPrefix(f, "../../")
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, errs, code := run(t, "../..", "validate", rel)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
+			}
+			if !strings.HasPrefix(errs, string(want)) {
+				t.Errorf("stderr:\n%s\nwant it to start with:\n%s", errs, want)
+			}
+		})
+	}
+}
+
+func TestValidateMixed(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, "../../examples", dir)
+	bad := filepath.Join(dir, "releases/demo/rolling/release.yaml")
+	data, _ := os.ReadFile(bad)
+	os.WriteFile(bad, []byte(strings.Replace(string(data), "maxSurge: 1", "maxSurge: lots", 1)), 0o644)
+	_, errs, code := run(t, dir, "validate")
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(errs, "releases/demo/rolling/release.yaml:") || !strings.Contains(errs, "spec.strategy.rolling.maxSurge") {
+		t.Errorf("stderr = %s", errs)
+	}
+	if !strings.Contains(errs, "1 of 7 release files invalid") {
+		t.Errorf("summary missing: %s", errs)
+	}
+}
+
+func TestRender(t *testing.T) {
+	out, errs, code := run(t, "../..", "render", "examples/releases/demo/canary")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden, err := os.ReadFile("../../render/testdata/golden/canary.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(golden) {
+		t.Errorf("render differs from the golden file")
+	}
+	d, _, code := run(t, "../..", "render", "examples/releases/demo/canary/release.yaml", "--digest")
+	if code != 0 || !strings.HasPrefix(d, "sha256:") || len(strings.TrimSpace(d)) != 71 {
+		t.Errorf("--digest printed %q (exit %d)", d, code)
+	}
+	v, _, _ := run(t, "../..", "render", "examples/releases/demo/canary", "--version-digest")
+	if v == d || !strings.HasPrefix(v, "sha256:") {
+		t.Errorf("--version-digest printed %q", v)
+	}
+	_, errs, code = run(t, "../..", "render", "testdata/invalid/weight-out-of-range.yaml")
+	if code != 1 || !strings.Contains(errs, "must be between 0 and 100, got 120") {
+		t.Errorf("render of an invalid file: exit %d, %s", code, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := run(t, ".", "version")
+	if code != 0 || !strings.HasPrefix(out, "sluice ") {
+		t.Errorf("version: %q exit %d", out, code)
+	}
+}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
