@@ -13,7 +13,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
 
 ## test: vet, then every test with the race detector.
-test: vet
+test: testbin vet
 	$(GO) test -race -count=1 ./...
 
 vet:

@@ -90,7 +90,10 @@ if ! has kwok || ! has kwok-stages.yaml; then
     cat "$kw/kustomize/stage/node/fast/node-initialize.yaml"
     echo "---"
     cat "$kw/kustomize/stage/node/heartbeat/node-heartbeat.yaml"
-    for f in "$kw"/kustomize/stage/pod/fast/*.yaml; do echo "---"; cat "$f"; done
+    for f in "$kw"/kustomize/stage/pod/fast/*.yaml; do
+      [ "$(basename "$f")" = kustomization.yaml ] && continue
+      echo "---"; cat "$f"
+    done
   } > "$cache/kwok-stages.yaml.tmp"
   mv "$cache/kwok-stages.yaml.tmp" "$cache/kwok-stages.yaml"
 fi

@@ -1,0 +1,97 @@
+package testcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+)
+
+var apiextensionsCRDs = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// Main starts one cluster for a test binary, runs the tests, and stops it,
+// also when a test panics (Pdeathsig ends the components if the binary
+// dies). On failure the components' logs are kept and their folder printed.
+func Main(m *testing.M, c **Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cl, err := Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testcluster: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "testcluster: control plane up in %s (logs in %s)\n", cl.StartupTime.Round(time.Millisecond), cl.Dir)
+	*c = cl
+	code := 1
+	defer func() {
+		if code != 0 {
+			cl.Keep()
+			fmt.Fprintf(os.Stderr, "testcluster: component logs kept in %s\n", cl.Dir)
+		}
+		cl.Stop()
+		os.Exit(code)
+	}()
+	code = m.Run()
+}
+
+// Namespace creates a namespace for one test, deleted when it ends.
+func (c *Cluster) Namespace(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	name := fmt.Sprintf("t-%s", hex.EncodeToString(b))
+	cs := c.Clientset(t)
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+// Clientset returns a typed client for the cluster.
+func (c *Cluster) Clientset(t testing.TB) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// WaitAvailable waits until the Deployment reports Available with every
+// replica updated and ready.
+func (c *Cluster) WaitAvailable(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration) (*appsv1.Deployment, error) {
+	var d *appsv1.Deployment
+	err := poll(ctx, timeout, func() (bool, error) {
+		var err error
+		d, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want || d.Status.AvailableReplicas != want || d.Status.Replicas != want {
+			return false, nil
+		}
+		for _, cond := range d.Status.Conditions {
+			if cond.Type == appsv1.DeploymentAvailable && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}, "Deployment "+ns+"/"+name+" Available")
+	return d, err
+}
