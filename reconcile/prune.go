@@ -1,0 +1,71 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/pkg/ssa"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PruneOptions tunes one prune.
+type PruneOptions struct {
+	// Force deletes even what the guard would refuse.
+	Force bool
+}
+
+// Stale lists the IDs in previous that are not in current.
+func Stale(previous, current Inventory) Inventory {
+	keep := map[string]bool{}
+	for _, id := range current {
+		keep[id] = true
+	}
+	var out Inventory
+	for _, id := range previous {
+		if !keep[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Prune deletes the objects of the previous inventory that the current one
+// no longer holds, and only those still labelled as the release's. It
+// refuses to delete every object of a release, or more than the configured
+// share at once, unless forced: a render that lost most of its objects is
+// more likely a mistake than an intent.
+func (m *Manager) Prune(ctx context.Context, release string, previous, current Inventory, opts PruneOptions) (*ssa.ChangeSet, error) {
+	stale := Stale(previous, current)
+	cs := ssa.NewChangeSet()
+	if len(stale) == 0 {
+		return cs, nil
+	}
+	if !opts.Force {
+		if len(current) == 0 {
+			return cs, fmt.Errorf("%w: release %s: pruning would delete all %d of its objects; refusing", ErrPruneGuard, release, len(previous))
+		}
+		if share := float64(len(stale)) / float64(len(previous)); share > m.opts.PruneMaxShare {
+			return cs, fmt.Errorf("%w: release %s: pruning would delete %d of its %d objects (%.0f%%, over the %.0f%% limit); refusing",
+				ErrPruneGuard, release, len(stale), len(previous), share*100, m.opts.PruneMaxShare*100)
+		}
+	}
+	for _, id := range stale {
+		obj, err := objectFromID(id)
+		if err != nil {
+			return cs, err
+		}
+		e, err := m.rm.Delete(ctx, obj, ssa.DeleteOptions{
+			PropagationPolicy: metav1.DeletePropagationBackground,
+			Inclusions:        map[string]string{ReleaseLabel: ReleaseLabelValue(release)},
+		})
+		if e != nil {
+			cs.Add(*e)
+		}
+		if err != nil {
+			return cs, fmt.Errorf("release %s prune: %w", release, err)
+		}
+	}
+	return cs, nil
+}
