@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
+	if cluster != nil {
+		cluster.Stop()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -36,7 +36,7 @@ kustomization. See docs/release-reference.md for the file format.`,
 			}
 		},
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand(), newVersionCommand())
+	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newVersionCommand())
 	return root
 }
 
