@@ -25,10 +25,12 @@ vet:
 demo: build
 	./hack/demo.sh
 
-## bench: Go benchmarks plus the comparison with kubectl kustomize.
-bench: build
+## bench: Go benchmarks, sluice render vs kubectl kustomize, reconcile vs
+## kubectl apply --server-side on the real control plane.
+bench: build testbin
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./render/ | tee bin/bench-render.txt
 	./hack/bench-render.sh
+	$(GO) run ./hack/benchapply
 
 ## testbin: build the real control-plane binaries the cluster tests use.
 testbin:
