@@ -1,0 +1,321 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// FileChange writes Data at Path (repository-relative), or deletes the
+// file when Data is nil.
+type FileChange struct {
+	Path string
+	Data []byte
+}
+
+// CommitSpec is one commit to make: its full message and its files.
+type CommitSpec struct {
+	Message string
+	Files   []FileChange
+}
+
+// Recompute decides the commit to make on top of the branch's current head
+// (zero when the branch does not exist yet, with a nil tree). It returns
+// nil when there is nothing to write any more. It is called again after
+// every rejected push, with the new head.
+type Recompute func(ctx context.Context, head plumbing.Hash, tree *TreeFS) (*CommitSpec, error)
+
+// WriteResult says what Write did.
+type WriteResult struct {
+	// Commit is the pushed commit; zero when nothing was written.
+	Commit plumbing.Hash
+	// Attempts counts the pushes tried (1 when the first landed).
+	Attempts int
+	// Rejections counts the pushes the remote refused as not fast-forward.
+	Rejections int
+}
+
+// MaxWriteAttempts bounds the pushes of one Write.
+const MaxWriteAttempts = 10
+
+// ErrRejected is the class of push errors that mean "the branch moved":
+// fetch, recompute, retry.
+var ErrRejected = errors.New("push rejected: the branch moved")
+
+// Write commits on top of branch's remote head and pushes, never forcing.
+// When the remote refuses the push because the branch moved (another agent,
+// or people in same-branch mode), it fetches the new head, calls recompute
+// again and retries with bounded, jittered exponential backoff. A commit
+// whose tree equals its parent's is not made.
+func (s *Source) Write(ctx context.Context, branch string, recompute Recompute) (WriteResult, error) {
+	var res WriteResult
+	backoff := 50 * time.Millisecond
+	for res.Attempts < MaxWriteAttempts {
+		head, err := s.branchHead(ctx, branch)
+		if err != nil {
+			return res, err
+		}
+		var tree *TreeFS
+		if !head.IsZero() {
+			if _, err := s.Fetch(ctx, branch, head); err != nil {
+				return res, err
+			}
+			if tree, err = s.Tree(head); err != nil {
+				return res, err
+			}
+		}
+		spec, err := recompute(ctx, head, tree)
+		if err != nil || spec == nil {
+			return res, err
+		}
+		commit, err := s.makeCommit(head, spec)
+		if err != nil {
+			return res, err
+		}
+		if commit.IsZero() {
+			return res, nil // the tree would not change
+		}
+		res.Attempts++
+		err = s.push(ctx, branch, commit)
+		if err == nil {
+			res.Commit = commit
+			return res, nil
+		}
+		if !errors.Is(err, ErrRejected) {
+			return res, err
+		}
+		res.Rejections++
+		sleep := backoff/2 + rand.N(backoff)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(sleep):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	return res, fmt.Errorf("git push %s to %s: gave up after %d rejected attempts: %w", branch, s.URL(), res.Attempts, ErrRejected)
+}
+
+// branchHead asks the remote for one branch's head (zero if missing).
+func (s *Source) branchHead(ctx context.Context, branch string) (plumbing.Hash, error) {
+	s.mu.RLock()
+	remote, err := s.repo.Remote(remoteName)
+	s.mu.RUnlock()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth, PeelingOption: git.IgnorePeeled})
+	if err != nil {
+		if strings.Contains(err.Error(), "remote repository is empty") {
+			return plumbing.ZeroHash, nil
+		}
+		return plumbing.ZeroHash, s.wrap("ls-remote", err)
+	}
+	want := plumbing.NewBranchReferenceName(branch)
+	for _, r := range refs {
+		if r.Name() == want {
+			return r.Hash(), nil
+		}
+	}
+	return plumbing.ZeroHash, nil
+}
+
+// makeCommit writes the tree and commit objects for spec on top of parent
+// (an orphan commit when parent is zero). It returns zero when the tree
+// would not change.
+func (s *Source) makeCommit(parent plumbing.Hash, spec *CommitSpec) (plumbing.Hash, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.repo.Storer
+	var base *object.Tree
+	var parents []plumbing.Hash
+	if !parent.IsZero() {
+		c, err := s.repo.CommitObject(parent)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if base, err = c.Tree(); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		parents = []plumbing.Hash{parent}
+	}
+	changes := map[string][]byte{}
+	deletes := map[string]bool{}
+	for _, f := range spec.Files {
+		p := strings.Trim(path.Clean("/"+f.Path), "/")
+		if p == "" || strings.HasPrefix(p, "..") {
+			return plumbing.ZeroHash, fmt.Errorf("commit: invalid path %q", f.Path)
+		}
+		if f.Data == nil {
+			deletes[p] = true
+		} else {
+			changes[p] = f.Data
+		}
+	}
+	newTree, err := writeTree(st, base, "", changes, deletes)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if base != nil && newTree == base.Hash {
+		return plumbing.ZeroHash, nil
+	}
+	now := time.Now()
+	sig := object.Signature{Name: s.opts.AuthorName, Email: s.opts.AuthorEmail, When: now}
+	c := &object.Commit{Author: sig, Committer: sig, Message: spec.Message, TreeHash: newTree, ParentHashes: parents}
+	obj := st.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return st.SetEncodedObject(obj)
+}
+
+// writeTree builds the tree at prefix from base with the changes applied,
+// writing new tree and blob objects; it returns the new tree's hash, or
+// zero for a tree left empty.
+func writeTree(st storer.EncodedObjectStorer, base *object.Tree, prefix string, changes map[string][]byte, deletes map[string]bool) (plumbing.Hash, error) {
+	entries := map[string]object.TreeEntry{}
+	if base != nil {
+		for _, e := range base.Entries {
+			entries[e.Name] = e
+		}
+	}
+	// Group the changes below this prefix by their first component.
+	subs := map[string]bool{}
+	for _, set := range []map[string]bool{keys(changes), deletes} {
+		for p := range set {
+			rest, ok := strings.CutPrefix(p, prefix)
+			if !ok {
+				continue
+			}
+			if i := strings.Index(rest, "/"); i >= 0 {
+				subs[rest[:i]] = true
+			}
+		}
+	}
+	for name := range subs {
+		var sub *object.Tree
+		if e, ok := entries[name]; ok && e.Mode == filemode.Dir && base != nil {
+			t, err := base.Tree(name)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			sub = t
+		}
+		h, err := writeTree(st, sub, prefix+name+"/", changes, deletes)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if h.IsZero() {
+			delete(entries, name)
+		} else {
+			entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+		}
+	}
+	for p, data := range changes {
+		rest, ok := strings.CutPrefix(p, prefix)
+		if !ok || strings.Contains(rest, "/") {
+			continue
+		}
+		obj := st.NewEncodedObject()
+		obj.SetType(plumbing.BlobObject)
+		w, err := obj.Writer()
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if _, err := w.Write(data); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		w.Close()
+		h, err := st.SetEncodedObject(obj)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		entries[rest] = object.TreeEntry{Name: rest, Mode: filemode.Regular, Hash: h}
+	}
+	for p := range deletes {
+		if rest, ok := strings.CutPrefix(p, prefix); ok && !strings.Contains(rest, "/") {
+			delete(entries, rest)
+		}
+	}
+	if len(entries) == 0 {
+		return plumbing.ZeroHash, nil
+	}
+	t := &object.Tree{}
+	for _, e := range entries {
+		t.Entries = append(t.Entries, e)
+	}
+	// Git orders tree entries by name, directories as if they ended in "/".
+	sort.Slice(t.Entries, func(i, j int) bool { return sortName(t.Entries[i]) < sortName(t.Entries[j]) })
+	obj := st.NewEncodedObject()
+	if err := t.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return st.SetEncodedObject(obj)
+}
+
+func sortName(e object.TreeEntry) string {
+	if e.Mode == filemode.Dir {
+		return e.Name + "/"
+	}
+	return e.Name
+}
+
+func keys(m map[string][]byte) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+// push sends commit to refs/heads/branch without force.
+func (s *Source) push(ctx context.Context, branch string, commit plumbing.Hash) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	local := plumbing.ReferenceName("refs/sluice/push/" + branch)
+	if err := s.repo.Storer.SetReference(plumbing.NewHashReference(local, commit)); err != nil {
+		return err
+	}
+	err := s.repo.PushContext(ctx, &git.PushOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:refs/heads/%s", local, branch))},
+		Auth:       s.auth,
+		Force:      false,
+	})
+	if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
+		// The remote-tracking ref follows, so the next fetch is incremental.
+		return s.repo.Storer.SetReference(plumbing.NewHashReference(remoteRef(branch), commit))
+	}
+	if isRejected(err) {
+		return fmt.Errorf("%w: %v", ErrRejected, s.wrap("push "+branch, err))
+	}
+	return s.wrap("push "+branch, err)
+}
+
+// isRejected is the one predicate that reads a push error as "the branch
+// moved under us": go-git's local fast-forward check, or the server's
+// refusal to update the ref.
+func isRejected(err error) bool {
+	if errors.Is(err, git.ErrForceNeeded) || errors.Is(err, plumbing.ErrObjectNotFound) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref", "stale info", "object not found", "reference has changed"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,113 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// Heads are the remote's spec and status branch heads; a zero hash means
+// the branch does not exist.
+type Heads struct {
+	Spec   plumbing.Hash
+	Status plumbing.Hash
+}
+
+// Heads asks the remote where both branches point with one ls-remote. No
+// pack is downloaded: this is the cheap check of every poll.
+func (s *Source) Heads(ctx context.Context) (Heads, error) {
+	s.mu.Lock()
+	remote, err := s.repo.Remote(remoteName)
+	s.mu.Unlock()
+	if err != nil {
+		return Heads{}, err
+	}
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth, PeelingOption: git.IgnorePeeled})
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return Heads{}, nil
+	}
+	if err != nil {
+		return Heads{}, s.wrap("ls-remote", err)
+	}
+	var h Heads
+	spec, status := plumbing.NewBranchReferenceName(s.opts.Branch), plumbing.NewBranchReferenceName(s.opts.StatusBranch)
+	for _, r := range refs {
+		switch r.Name() {
+		case spec:
+			h.Spec = r.Hash()
+		case status:
+			h.Status = r.Hash()
+		}
+	}
+	return h, nil
+}
+
+// Has reports whether the commit is in the local repository.
+func (s *Source) Has(h plumbing.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.repo.CommitObject(h)
+	return err == nil
+}
+
+// Fetch makes the head of branch available locally: depth 1, no tags,
+// incremental when possible. want, when not zero, is the commit an earlier
+// ls-remote saw; if it is already here nothing is fetched. A shallow fetch
+// error (objects missing after a force-push or a rewritten history) throws
+// the local repository away and fetches afresh. It returns the fetched head.
+func (s *Source) Fetch(ctx context.Context, branch string, want plumbing.Hash) (plumbing.Hash, error) {
+	if !want.IsZero() && s.Has(want) {
+		return want, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, err := s.fetch(ctx, branch, 1)
+	if err != nil && isShallowError(err) {
+		if rerr := s.reset(); rerr != nil {
+			return plumbing.ZeroHash, rerr
+		}
+		h, err = s.fetch(ctx, branch, 1)
+	}
+	return h, err
+}
+
+func remoteRef(branch string) plumbing.ReferenceName {
+	return plumbing.NewRemoteReferenceName(remoteName, branch)
+}
+
+// fetch runs one fetch of branch at depth (0: full history). s.mu is held.
+func (s *Source) fetch(ctx context.Context, branch string, depth int) (plumbing.Hash, error) {
+	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:%s", branch, remoteRef(branch)))
+	err := s.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{spec},
+		Depth:      depth,
+		Tags:       git.NoTags,
+		Auth:       s.auth,
+		Force:      true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, s.wrap("fetch "+branch, err)
+	}
+	ref, err := s.repo.Reference(remoteRef(branch), true)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("git fetch %s: branch %s not found after fetch: %w", s.URL(), branch, err)
+	}
+	return ref.Hash(), nil
+}
+
+// isShallowError is the one place that recognises the errors a shallow
+// repository gives when the objects it expects are gone.
+func isShallowError(err error) bool {
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "object not found") || strings.Contains(msg, "shallow")
+}
