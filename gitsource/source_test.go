@@ -262,3 +262,13 @@ func TestURLForms(t *testing.T) {
 		t.Errorf("Redact = %s", got)
 	}
 }
+
+func writeFile(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

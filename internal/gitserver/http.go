@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -38,8 +39,9 @@ func StartHTTP(t testing.TB, root, user, password string) *HTTPServer {
 		t.Fatalf("git --exec-path: %v", err)
 	}
 	backend := &cgi.Handler{
-		Path: strings.TrimSpace(string(execPath)) + "/git-http-backend",
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+		Path:   strings.TrimSpace(string(execPath)) + "/git-http-backend",
+		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+		Stderr: io.Discard,
 	}
 	s := &HTTPServer{Root: root, User: user, Password: password, requests: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
