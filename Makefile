@@ -30,6 +30,7 @@ demo: build
 bench: build testbin
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./render/ | tee bin/bench-render.txt
 	./hack/bench-render.sh
+	$(GO) test -run '^$$' -bench 'CompareGit|CloneMemory' -benchtime 1x ./gitsource/
 	$(GO) run ./hack/benchapply
 
 ## testbin: build the real control-plane binaries the cluster tests use.
