@@ -1,0 +1,334 @@
+package strategy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Next decides the release's next status and plan. It is a pure function
+// of its input: the same input always gives the same plan.
+func Next(in Input) Plan {
+	d := &decision{in: in, spec: &in.Spec.Spec, steps: in.Spec.Spec.Strategy.Steps()}
+	d.p.Status = in.Status
+	d.p.Status.Checks = append([]v1alpha1.CheckState(nil), in.Status.Checks...)
+	d.p.Stable = StableFromStable
+	d.run()
+	d.finish()
+	return d.p
+}
+
+type decision struct {
+	in    Input
+	spec  *v1alpha1.ReleaseSpec
+	steps []v1alpha1.Step
+	p     Plan
+}
+
+func (d *decision) st() *v1alpha1.ReleaseStatus { return &d.p.Status }
+
+func (d *decision) head() *v1alpha1.Revision {
+	return &v1alpha1.Revision{Revision: d.in.HeadRevision, Digest: d.in.HeadDigest}
+}
+
+// run picks the one state function that applies.
+func (d *decision) run() {
+	st := d.st()
+	switch {
+	case st.Stable == nil:
+		d.install()
+	case !d.spec.Strategy.Routed():
+		d.rollout()
+	case st.Canary != nil && d.in.HeadDigest == st.Stable.Digest:
+		// A git revert mid-canary: roll back at once, run no checks.
+		d.abort(v1alpha1.PhaseRolledBack, "the head is the stable version again (a revert): rolled back at once", false)
+	case st.Canary != nil && d.in.HeadDigest != st.Canary.Digest:
+		d.startCanary("a newer version replaces the canary")
+	case st.Canary != nil:
+		d.canary()
+	case d.in.HeadDigest == st.Stable.Digest:
+		d.steady()
+	case d.in.HeadDigest == st.AbortedDigest:
+		d.p.Status.Phase = st.Phase // stays Aborted: not retried until the version changes
+	default:
+		d.startCanary("a new version")
+	}
+}
+
+// finish fills the parts of the plan derived from the final status.
+func (d *decision) finish() {
+	st := d.st()
+	if d.p.Commit {
+		st.ObservedRevision = d.in.HeadRevision
+	}
+	if st.Canary != nil && d.spec.Strategy.Routed() {
+		d.p.Canary = true
+		d.p.Route = d.route()
+		d.p.CanaryReplicas = d.canaryReplicas()
+	}
+}
+
+// advanceTo records a transition: what changed and when the new state began.
+func (d *decision) transition(subject string) {
+	d.p.Commit = true
+	d.p.Subject = subject
+	d.p.Checks = d.st().Checks
+	t := d.in.Now
+	d.st().StepStartedAt = &t
+	d.st().Checks = nil
+}
+
+// install applies the head as the stable track of a release with none.
+func (d *decision) install() {
+	d.p.Stable = StableFromHead
+	st := d.st()
+	if d.in.Observed.StableDigest == d.in.HeadDigest && d.in.Observed.StableReady {
+		st.Stable = d.head()
+		st.Canary, st.Step, st.Weight = nil, 0, 0
+		st.Phase = v1alpha1.PhaseSucceeded
+		st.Message = "installed " + short(d.in.HeadRevision)
+		d.transition("installed " + short(d.in.HeadRevision))
+		return
+	}
+	if st.Phase != v1alpha1.PhaseProgressing || st.Canary == nil || st.Canary.Digest != d.in.HeadDigest {
+		st.Phase = v1alpha1.PhaseProgressing
+		st.Canary = d.head()
+		st.Message = "installing " + short(d.in.HeadRevision) + " as the first stable version"
+		d.transition("installing " + short(d.in.HeadRevision))
+		return
+	}
+	d.p.WakeAt = d.in.Now.Add(readyRecheck)
+}
+
+// steady keeps the stable version serving; nothing to commit.
+func (d *decision) steady() {
+	if d.st().Phase == "" || d.st().Phase == v1alpha1.PhaseProgressing {
+		d.st().Phase = v1alpha1.PhaseIdle
+	}
+}
+
+func (d *decision) startCanary(why string) {
+	st := d.st()
+	st.Canary = d.head()
+	st.Step, st.Weight = 0, 0
+	st.Phase = v1alpha1.PhaseProgressing
+	st.Message = fmt.Sprintf("canary %s started: %s", short(d.in.HeadRevision), why)
+	d.transition(fmt.Sprintf("canary %s started", short(d.in.HeadRevision)))
+	if d.spec.Strategy.Manual() {
+		st.Weight = 0
+	}
+}
+
+// abort routes everything to stable and deletes the canary. A failure with
+// onFailure: revert also restores the release's files.
+func (d *decision) abort(phase v1alpha1.Phase, why string, failure bool) {
+	st := d.st()
+	if st.Canary != nil && phase == v1alpha1.PhaseAborted {
+		st.AbortedDigest = st.Canary.Digest
+	}
+	st.Canary, st.Step, st.Weight = nil, 0, 0
+	st.Phase = phase
+	st.Message = why
+	d.p.DeleteCanary = true
+	d.p.RevertFiles = failure && d.spec.OnFailure == v1alpha1.OnFailureRevert
+	d.transition(fmt.Sprintf("%s: %s", phase, why))
+}
+
+// canary runs the in-flight canary: requests first, then the current step.
+func (d *decision) canary() {
+	st := d.st()
+	rev := st.Canary.Revision
+	if a := d.spec.Abort; a != nil && v1alpha1.SameRevision(a.Revision, rev) {
+		reason := a.Reason
+		if reason == "" {
+			reason = "aborted by request"
+		}
+		d.abort(v1alpha1.PhaseAborted, "aborted: "+reason, true)
+		return
+	}
+	if d.in.Observed.Failed {
+		d.abort(v1alpha1.PhaseAborted, "canary failed: "+d.in.Observed.Message, true)
+		return
+	}
+	if st.Phase == v1alpha1.PhasePromoting {
+		d.finishPromotion()
+		return
+	}
+	if p := d.spec.Promote; p != nil && v1alpha1.SameRevision(p.Revision, rev) && d.checksClean(p.Force) {
+		d.promote("promoted by request")
+		return
+	}
+	if !d.in.Observed.CanaryReady {
+		if st.StepStartedAt != nil && d.in.Now.Sub(*st.StepStartedAt) > ProgressDeadline {
+			d.abort(v1alpha1.PhaseAborted, fmt.Sprintf("canary not ready after %s", ProgressDeadline), true)
+			return
+		}
+		d.p.WakeAt = d.in.Now.Add(readyRecheck)
+		return
+	}
+	if d.spec.Strategy.Manual() {
+		d.manual()
+		return
+	}
+	if int(st.Step) >= len(d.steps) {
+		d.endOfSteps()
+		return
+	}
+	d.step(d.steps[st.Step])
+}
+
+// checksClean reports whether no check of the current step has failed, so
+// a promotion request may skip the remaining steps.
+func (d *decision) checksClean(force bool) bool {
+	if force {
+		return true
+	}
+	for _, c := range d.st().Checks {
+		if c.Failed > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// endOfSteps promotes, except a shadow run with promote: false, which ends
+// keeping the stable version.
+func (d *decision) endOfSteps() {
+	if sh := d.spec.Strategy.Shadow; sh != nil && sh.Promote != nil && !*sh.Promote {
+		st := d.st()
+		st.AbortedDigest = st.Canary.Digest
+		st.Canary, st.Step, st.Weight = nil, 0, 0
+		st.Phase = v1alpha1.PhaseSucceeded
+		st.Message = "shadow run finished; the stable version is kept (promote: false)"
+		d.p.DeleteCanary = true
+		d.transition("shadow run finished")
+		return
+	}
+	d.promote("all steps passed")
+}
+
+// promote routes all traffic to the canary and applies the head as the new
+// stable; finishPromotion completes once the new stable is healthy.
+func (d *decision) promote(why string) {
+	st := d.st()
+	st.Phase = v1alpha1.PhasePromoting
+	st.Weight = 100
+	st.Message = "promoting " + short(st.Canary.Revision) + ": " + why
+	d.p.Stable = StableFromHead
+	d.transition("promoting " + short(st.Canary.Revision))
+}
+
+func (d *decision) finishPromotion() {
+	st := d.st()
+	d.p.Stable = StableFromHead
+	if d.in.Observed.StableDigest != st.Canary.Digest || !d.in.Observed.StableReady {
+		d.p.WakeAt = d.in.Now.Add(readyRecheck)
+		return
+	}
+	st.Stable = st.Canary
+	st.Canary, st.Step, st.Weight = nil, 0, 0
+	st.Phase = v1alpha1.PhaseSucceeded
+	st.AbortedDigest = ""
+	st.Message = "promoted " + short(st.Stable.Revision)
+	d.p.DeleteCanary = true
+	d.transition("promoted " + short(st.Stable.Revision))
+}
+
+// manual applies the weight the spec says, if it is not a leftover from
+// the last rollout, running the checks all the time.
+func (d *decision) manual() {
+	st := d.st()
+	want := *d.spec.Strategy.Canary.Weight
+	if d.in.StableSpecWeight != nil && *d.in.StableSpecWeight == want {
+		want = 0 // a weight left from the last rollout never applies to a new version
+	}
+	if failed, why := d.foldChecks(d.spec.Strategy.Canary.Checks, 0); failed {
+		d.abort(v1alpha1.PhaseAborted, why, true)
+		return
+	}
+	if want == 100 {
+		d.promote("weight raised to 100")
+		return
+	}
+	if want != st.Weight {
+		st.Weight = want
+		st.Phase = v1alpha1.PhaseProgressing
+		st.Message = fmt.Sprintf("weight %d set by the spec", want)
+		d.transition(fmt.Sprintf("weight %d", want))
+		return
+	}
+	st.Phase = v1alpha1.PhasePaused
+	st.Message = fmt.Sprintf("at weight %d; raise spec.strategy.canary.weight to continue", st.Weight)
+	d.wakeForChecks(d.spec.Strategy.Canary.Checks, 0)
+}
+
+// advance finishes the current step.
+func (d *decision) advance(subject string) {
+	st := d.st()
+	st.Step++
+	st.Phase = v1alpha1.PhaseProgressing
+	st.Message = subject
+	d.transition(fmt.Sprintf("step %d/%d %s", st.Step, len(d.steps), subject))
+}
+
+// step runs one step kind; each is idempotent and makes at most one change.
+func (d *decision) step(s v1alpha1.Step) {
+	st := d.st()
+	switch {
+	case s.SetWeight != nil:
+		if *s.SetWeight == 100 {
+			d.promote("setWeight 100")
+			return
+		}
+		st.Weight = *s.SetWeight
+		d.advance(fmt.Sprintf("setWeight %d", *s.SetWeight))
+	case s.SetHeaderRoute != nil:
+		d.advance("setHeaderRoute " + s.SetHeaderRoute.Name)
+	case s.SetMirror != nil:
+		d.advance(fmt.Sprintf("setMirror %d", s.SetMirror.Percent))
+	case s.SetCanaryScale != nil:
+		d.advance("setCanaryScale")
+	case s.Pause != nil && s.Pause.Duration != nil:
+		end := st.StepStartedAt.Add(s.Pause.Duration.Duration)
+		if !d.in.Now.Before(end) {
+			d.advance("pause " + s.Pause.Duration.String() + " done")
+			return
+		}
+		st.Phase = v1alpha1.PhasePaused
+		st.Message = fmt.Sprintf("paused until %s", end.UTC().Format(time.RFC3339))
+		d.p.WakeAt = end
+	case s.Pause != nil:
+		if d.spec.Gates.Passed(s.Pause.Gate, st.Canary.Revision) {
+			d.advance("gate " + s.Pause.Gate + " approved")
+			return
+		}
+		st.Phase = v1alpha1.PhasePaused
+		st.Message = fmt.Sprintf("waiting for approval of gate %q for revision %s", s.Pause.Gate, short(st.Canary.Revision))
+	case s.Check != nil:
+		failed, why := d.foldChecks(s.Check, 1)
+		switch {
+		case failed:
+			d.abort(v1alpha1.PhaseAborted, why, true)
+		case d.checksDone(s.Check):
+			d.advance("checks passed: " + d.checksSummary())
+		default:
+			d.wakeForChecks(s.Check, 1)
+		}
+	}
+}
+
+// stepStart is when the current step (or manual weight) began.
+func (d *decision) stepStart() time.Time {
+	if t := d.st().StepStartedAt; t != nil {
+		return *t
+	}
+	return d.in.Now
+}
+
+func short(rev string) string {
+	if len(rev) > 7 {
+		return rev[:7]
+	}
+	return rev
+}

@@ -1,0 +1,175 @@
+package strategy
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/render"
+)
+
+// TrackLabel keeps the stable and canary pods apart: it is added to each
+// track's workload selector and pod labels and to its Service's selector.
+const TrackLabel = "sluice.dev/track"
+
+// Track values.
+const (
+	TrackStable = "stable"
+	TrackCanary = "canary"
+)
+
+// CanaryName is the name of a canary copy of an object.
+func CanaryName(name string) string { return name + "-canary" }
+
+// addTrack sets the track label at path (a string map) of obj.
+func addTrack(obj *unstructured.Unstructured, track string, path ...string) error {
+	m, _, err := unstructured.NestedStringMap(obj.Object, path...)
+	if err != nil {
+		return fmt.Errorf("%s: %v: %w", render.ObjectID(obj), path, err)
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[TrackLabel] = track
+	return unstructured.SetNestedStringMap(obj.Object, m, path...)
+}
+
+// labelWorkload adds the track label to a Deployment's selector and pod
+// template labels.
+func labelWorkload(w *unstructured.Unstructured, track string) error {
+	if err := addTrack(w, track, "spec", "selector", "matchLabels"); err != nil {
+		return err
+	}
+	return addTrack(w, track, "spec", "template", "metadata", "labels")
+}
+
+// StableTrack returns copies of the objects with the stable track label on
+// the workload and on the traffic Service's selector.
+func StableTrack(spec *v1alpha1.ReleaseSpec, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		c := o.DeepCopy()
+		switch {
+		case isWorkload(c, spec):
+			if err := labelWorkload(c, TrackStable); err != nil {
+				return nil, err
+			}
+		case spec.Traffic != nil && spec.Strategy.Routed() && c.GetKind() == "Service" && c.GetAPIVersion() == "v1" && c.GetName() == spec.Traffic.Service:
+			if err := addTrack(c, TrackStable, "spec", "selector"); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func isWorkload(o *unstructured.Unstructured, spec *v1alpha1.ReleaseSpec) bool {
+	return o.GetKind() == spec.Workload.Kind && o.GetName() == spec.Workload.Name && o.GroupVersionKind().Group == "apps"
+}
+
+// CanaryTrack derives the canary from a head render: the workload renamed
+// <name>-canary with the canary track label and replicas; copies of the
+// ConfigMaps and Secrets its pod template references, renamed and with the
+// references rewritten; and <service>-canary selecting the canary pods.
+func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32) ([]*unstructured.Unstructured, error) {
+	w := head.Workload.DeepCopy()
+	w.SetName(CanaryName(w.GetName()))
+	stripServerFields(w)
+	if err := labelWorkload(w, TrackCanary); err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedField(w.Object, int64(replicas), "spec", "replicas"); err != nil {
+		return nil, err
+	}
+	renames := map[string]map[string]string{"ConfigMap": {}, "Secret": {}}
+	var out []*unstructured.Unstructured
+	for _, cfg := range head.Config {
+		c := cfg.DeepCopy()
+		renames[c.GetKind()][c.GetName()] = CanaryName(c.GetName())
+		c.SetName(CanaryName(c.GetName()))
+		stripServerFields(c)
+		out = append(out, c)
+	}
+	podSpec, _, _ := unstructured.NestedMap(w.Object, "spec", "template", "spec")
+	rewriteConfigRefs(podSpec, renames["ConfigMap"], renames["Secret"])
+	if err := unstructured.SetNestedMap(w.Object, podSpec, "spec", "template", "spec"); err != nil {
+		return nil, err
+	}
+	out = append([]*unstructured.Unstructured{w}, out...)
+	if head.Service != nil {
+		svc := head.Service.DeepCopy()
+		svc.SetName(CanaryName(svc.GetName()))
+		stripServerFields(svc)
+		for _, f := range []string{"clusterIP", "clusterIPs", "nodePort"} {
+			unstructured.RemoveNestedField(svc.Object, "spec", f)
+		}
+		if err := addTrack(svc, TrackCanary, "spec", "selector"); err != nil {
+			return nil, err
+		}
+		out = append(out, svc)
+	}
+	return out, nil
+}
+
+func stripServerFields(o *unstructured.Unstructured) {
+	o.SetResourceVersion("")
+	o.SetUID("")
+	unstructured.RemoveNestedField(o.Object, "status")
+}
+
+// rewriteConfigRefs renames ConfigMap and Secret references in a pod spec
+// (env, envFrom, volumes, projected volumes) in place.
+func rewriteConfigRefs(podSpec map[string]any, cms, secrets map[string]string) {
+	rename := func(m map[string]any, field string, names map[string]string) {
+		if m == nil {
+			return
+		}
+		if n, ok := m[field].(string); ok {
+			if to, ok := names[n]; ok {
+				m[field] = to
+			}
+		}
+	}
+	sub := func(m map[string]any, f string) map[string]any {
+		if m == nil {
+			return nil
+		}
+		v, _ := m[f].(map[string]any)
+		return v
+	}
+	for _, list := range []string{"initContainers", "containers", "ephemeralContainers"} {
+		cs, _ := podSpec[list].([]any)
+		for _, c := range cs {
+			cm, _ := c.(map[string]any)
+			envs, _ := cm["env"].([]any)
+			for _, e := range envs {
+				vf := sub(asMap(e), "valueFrom")
+				rename(sub(vf, "configMapKeyRef"), "name", cms)
+				rename(sub(vf, "secretKeyRef"), "name", secrets)
+			}
+			froms, _ := cm["envFrom"].([]any)
+			for _, f := range froms {
+				rename(sub(asMap(f), "configMapRef"), "name", cms)
+				rename(sub(asMap(f), "secretRef"), "name", secrets)
+			}
+		}
+	}
+	vols, _ := podSpec["volumes"].([]any)
+	for _, v := range vols {
+		vm := asMap(v)
+		rename(sub(vm, "configMap"), "name", cms)
+		rename(sub(vm, "secret"), "secretName", secrets)
+		srcs, _ := sub(vm, "projected")["sources"].([]any)
+		for _, s := range srcs {
+			rename(sub(asMap(s), "configMap"), "name", cms)
+			rename(sub(asMap(s), "secret"), "name", secrets)
+		}
+	}
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}

@@ -1,0 +1,110 @@
+package strategy
+
+import (
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Defaults for a rollout's timing.
+const (
+	// DefaultCheckInterval is a check's interval when the spec gives none.
+	DefaultCheckInterval = 30 * time.Second
+	// ProgressDeadline is how long a canary (or a rolling update) may stay
+	// unready before it counts as failed.
+	ProgressDeadline = 10 * time.Minute
+	// readyRecheck is how soon to look again while waiting for pods.
+	readyRecheck = time.Second
+)
+
+// Observed is what the agent saw in the cluster this pass.
+type Observed struct {
+	// StableDigest is the version the live stable workload runs, "" when
+	// there is none (a new cluster) or it is unknown.
+	StableDigest string
+	// StableReady: the stable workload is Available at its full size.
+	StableReady bool
+	// CanaryReady: the canary workload exists and is Available.
+	CanaryReady bool
+	// Failed: the workload in flight reports it cannot progress (kstatus
+	// Failed, e.g. ProgressDeadlineExceeded), with Message saying why.
+	Failed  bool
+	Message string
+}
+
+// Outcome of one measurement of a check.
+type Outcome string
+
+// Outcomes.
+const (
+	Pass         Outcome = "pass"
+	Fail         Outcome = "fail"
+	Inconclusive Outcome = "inconclusive"
+)
+
+// Measurement is one result of a check the agent ran because DueChecks
+// named it.
+type Measurement struct {
+	Check   string
+	Outcome Outcome
+	// Value is the measured value or the reason, for status and trailers.
+	Value string
+}
+
+// Input is everything a decision depends on. Next reads nothing else.
+type Input struct {
+	Spec *v1alpha1.Release
+	// HeadRevision is the spec commit being answered; HeadDigest is its
+	// version digest (the whole render's digest for rolling and recreate).
+	HeadRevision string
+	HeadDigest   string
+	// Replicas is the workload's replicas in the head render.
+	Replicas int32
+	// StableSpecWeight is, in manual mode, spec.strategy.canary.weight at
+	// stable.revision (nil when that spec had none).
+	StableSpecWeight *int32
+	Status           v1alpha1.ReleaseStatus
+	Observed         Observed
+	Now              time.Time
+	// Results are the measurements of the checks DueChecks named.
+	Results []Measurement
+}
+
+// StableSource says which render the stable track comes from.
+type StableSource string
+
+// Stable sources.
+const (
+	// StableFromStable: the workload and its config rendered at
+	// stable.revision (other objects always come from head).
+	StableFromStable StableSource = "stable"
+	// StableFromHead: the head render (first install, promotion, rolling).
+	StableFromHead StableSource = "head"
+)
+
+// Plan is the decision: the new status and what to apply.
+type Plan struct {
+	Status v1alpha1.ReleaseStatus
+	// Commit is true when the status made a transition worth a commit.
+	Commit bool
+	// Subject describes the transition for the commit message.
+	Subject string
+	// Checks are the check states at the moment of the transition (the
+	// status starts the next step with none), for the Sluice-Checks trailer.
+	Checks []v1alpha1.CheckState
+	// Stable says which render the stable track is applied from.
+	Stable StableSource
+	// Canary is true while a canary track must exist, with CanaryReplicas.
+	Canary         bool
+	CanaryReplicas int32
+	// Route is the traffic shape (ignored without spec.traffic).
+	Route RouteState
+	// DeleteCanary removes the canary track (after the route stops using it).
+	DeleteCanary bool
+	// RevertFiles asks for the release's files to be restored on the spec
+	// branch to their content at stable.revision (onFailure: revert).
+	RevertFiles bool
+	// WakeAt, when set, is when the loop should look again without waiting
+	// for the poll interval (a pause ending, a check falling due).
+	WakeAt time.Time
+}
