@@ -271,14 +271,14 @@ func TestManualMode(t *testing.T) {
 	}
 	w10, w25 := int32(10), int32(25)
 	tests := []struct {
-		name        string
-		r           *v1alpha1.Release
-		stableW     *int32
-		statusW     int32
-		results     []Measurement
-		wantPhase   v1alpha1.Phase
-		wantWeight  int32
-		wantCommit  bool
+		name       string
+		r          *v1alpha1.Release
+		stableW    *int32
+		statusW    int32
+		results    []Measurement
+		wantPhase  v1alpha1.Phase
+		wantWeight int32
+		wantCommit bool
 	}{
 		{"PR sets 10 with the new image", manual(10), nil, 0, nil, v1alpha1.PhaseProgressing, 10, true},
 		{"leftover weight from the last rollout stays at 0", manual(25), &w25, 0, nil, v1alpha1.PhasePaused, 0, false},
@@ -357,7 +357,7 @@ func TestPresets(t *testing.T) {
 	t.Run("blue-green autoPromote", func(t *testing.T) {
 		r := release(t, "    blueGreen: {autoPromote: true}", "")
 		st := inflight(0, 0, v1alpha1.PhaseProgressing, 0)
-		p := Next(input(r, st, 0))  // setCanaryScale 100%
+		p := Next(input(r, st, 0))      // setCanaryScale 100%
 		p = Next(input(r, p.Status, 0)) // setWeight 100
 		if p.Status.Phase != v1alpha1.PhasePromoting {
 			t.Errorf("phase = %s", p.Status.Phase)
