@@ -1,0 +1,179 @@
+package strategy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Target names one track's objects for check templates.
+type Target struct {
+	Service  string
+	Workload string
+}
+
+// CheckContext is what a check's query template and webhook body see:
+// {{.Release}}, {{.Namespace}}, {{.Canary.Service}}, {{.Stable.Workload}}...
+type CheckContext struct {
+	Release   string `json:"release"`
+	Namespace string `json:"namespace"`
+	Revision  string `json:"revision"`
+	Step      int32  `json:"step"`
+	Check     string `json:"check"`
+	Stable    Target `json:"stable"`
+	Canary    Target `json:"canary"`
+}
+
+// NewCheckContext fills the context for a release and its status.
+func NewCheckContext(r *v1alpha1.Release, st *v1alpha1.ReleaseStatus) CheckContext {
+	cc := CheckContext{Release: r.ID(), Namespace: r.Metadata.Namespace, Step: st.Step,
+		Stable: Target{Workload: r.Spec.Workload.Name}, Canary: Target{Workload: CanaryName(r.Spec.Workload.Name)}}
+	if r.Spec.Traffic != nil {
+		cc.Stable.Service = r.Spec.Traffic.Service
+		cc.Canary.Service = CanaryName(r.Spec.Traffic.Service)
+	}
+	if st.Canary != nil {
+		cc.Revision = st.Canary.Revision
+	}
+	return cc
+}
+
+// Runner measures checks. The zero value uses http.DefaultClient's
+// transport.
+type Runner struct {
+	// Client is used for webhooks and Prometheus; nil means a default.
+	Client *http.Client
+}
+
+// Run measures one check once. It never returns an error: a provider that
+// cannot answer yields an inconclusive measurement saying why.
+func (r *Runner) Run(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Measurement {
+	cc.Check = c.Name
+	switch {
+	case c.Prometheus != nil:
+		return r.prometheus(ctx, c, cc)
+	case c.Webhook != nil:
+		return r.webhook(ctx, c, cc)
+	}
+	return Measurement{Check: c.Name, Outcome: Inconclusive, Value: "no provider"}
+}
+
+func (r *Runner) client() *http.Client {
+	if r.Client != nil {
+		return r.Client
+	}
+	return &http.Client{}
+}
+
+func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Measurement {
+	m := Measurement{Check: c.Name, Outcome: Inconclusive}
+	tmpl, err := template.New(c.Name).Option("missingkey=error").Parse(c.Prometheus.Query)
+	if err != nil {
+		m.Value = "bad query template: " + err.Error()
+		return m
+	}
+	var q bytes.Buffer
+	if err := tmpl.Execute(&q, cc); err != nil {
+		m.Value = "query template: " + err.Error()
+		return m
+	}
+	cond, err := v1alpha1.ParseCondition(c.SuccessCondition)
+	if err != nil {
+		m.Value = err.Error()
+		return m
+	}
+	client, err := promapi.NewClient(promapi.Config{Address: c.Prometheus.Address, Client: r.client()})
+	if err != nil {
+		m.Value = err.Error()
+		return m
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	val, _, _, err := promv1.NewAPI(client).Query(ctx, q.String(), time.Now())
+	if err != nil {
+		m.Value = "query failed: " + err.Error()
+		return m
+	}
+	v, ok, why := single(val)
+	if !ok {
+		m.Value = why
+		return m
+	}
+	m.Value = strconv.FormatFloat(v, 'g', 4, 64)
+	if cond.Holds(v) {
+		m.Outcome = Pass
+	} else {
+		m.Outcome = Fail
+	}
+	return m
+}
+
+// single reads a scalar or a one-sample vector; empty, NaN or several
+// series are inconclusive.
+func single(v model.Value) (float64, bool, string) {
+	var f float64
+	switch x := v.(type) {
+	case *model.Scalar:
+		f = float64(x.Value)
+	case model.Vector:
+		switch len(x) {
+		case 0:
+			return 0, false, "empty result"
+		case 1:
+			f = float64(x[0].Value)
+		default:
+			return 0, false, fmt.Sprintf("%d series; the query must return one", len(x))
+		}
+	default:
+		return 0, false, "unsupported result type " + v.Type().String()
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false, "NaN"
+	}
+	return f, true, ""
+}
+
+func (r *Runner) webhook(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Measurement {
+	m := Measurement{Check: c.Name, Outcome: Fail}
+	timeout := 10 * time.Second
+	if c.Webhook.Timeout != nil {
+		timeout = c.Webhook.Timeout.Duration
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	body, _ := json.Marshal(cc)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Webhook.URL, bytes.NewReader(body))
+	if err != nil {
+		m.Value = err.Error()
+		return m
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			m.Value = "timeout after " + timeout.String()
+		} else {
+			m.Value = strings.TrimSpace(err.Error())
+		}
+		return m
+	}
+	resp.Body.Close()
+	m.Value = strconv.Itoa(resp.StatusCode)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		m.Outcome = Pass
+	}
+	return m
+}
