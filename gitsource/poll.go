@@ -111,3 +111,23 @@ func isShallowError(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "object not found") || strings.Contains(msg, "shallow")
 }
+
+// FetchCommit makes an older commit of branch available (the stable
+// revision, say) by deepening the shallow history step by step: 20, 200,
+// then all of it. It does nothing when the commit is already here.
+func (s *Source) FetchCommit(ctx context.Context, branch string, h plumbing.Hash) error {
+	if s.Has(h) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, depth := range []int{20, 200, 0} {
+		if _, err := s.fetch(ctx, branch, depth); err != nil {
+			return err
+		}
+		if _, err := s.repo.CommitObject(h); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("git fetch %s: commit %s is not in the history of %s", s.URL(), h, branch)
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -82,4 +83,31 @@ func (m *Manager) Wait(ctx context.Context, objs []*unstructured.Unstructured, t
 		return fmt.Errorf("after %s: %w", timeout, herr)
 	}
 	return nil // became ready just as the wait gave up
+}
+
+// Observation is one live object's health as kstatus computes it.
+type Observation struct {
+	Found       bool
+	Status      status.Status
+	Message     string
+	Annotations map[string]string
+}
+
+// Observe reads one object and computes its kstatus.
+func (m *Manager) Observe(ctx context.Context, apiVersion, kind, namespace, name string) (Observation, error) {
+	live := &unstructured.Unstructured{}
+	live.SetAPIVersion(apiVersion)
+	live.SetKind(kind)
+	err := m.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, live)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return Observation{}, nil
+		}
+		return Observation{}, err
+	}
+	res, err := status.Compute(live)
+	if err != nil {
+		return Observation{Found: true, Status: status.UnknownStatus, Message: err.Error(), Annotations: live.GetAnnotations()}, nil
+	}
+	return Observation{Found: true, Status: res.Status, Message: res.Message, Annotations: live.GetAnnotations()}, nil
 }

@@ -59,10 +59,17 @@ func (d *decision) run() {
 // finish fills the parts of the plan derived from the final status.
 func (d *decision) finish() {
 	st := d.st()
+	// A phase change is a transition too (entering a pause, say), but it
+	// does not restart the step: its start time and checks stay.
+	if !d.p.Commit && st.Phase != d.in.Status.Phase {
+		d.p.Commit = true
+		d.p.Subject = fmt.Sprintf("%s: %s", st.Phase, st.Message)
+		d.p.Checks = st.Checks
+	}
 	if d.p.Commit {
 		st.ObservedRevision = d.in.HeadRevision
 	}
-	if st.Canary != nil && d.spec.Strategy.Routed() {
+	if st.Canary != nil && st.Stable != nil && d.spec.Strategy.Routed() {
 		d.p.Canary = true
 		d.p.Route = d.route()
 		d.p.CanaryReplicas = d.canaryReplicas()

@@ -109,7 +109,14 @@ func TestCanaryTransitions(t *testing.T) {
 					t.Errorf("subject %q route %+v", p.Subject, p.Route)
 				}
 			}},
-		{name: "pause not over", in: input(r, inflight(1, 5, v1alpha1.PhaseProgressing, 0), time.Minute),
+		{name: "entering a pause is committed, keeping the step's start", in: input(r, inflight(1, 5, v1alpha1.PhaseProgressing, 0), time.Minute),
+			wantPhase: v1alpha1.PhasePaused, wantStep: 1, wantWeight: 5, commit: true, wake: 2 * time.Minute,
+			check: func(t *testing.T, p Plan) {
+				if !p.Status.StepStartedAt.Equal(t0) {
+					t.Errorf("step start moved to %s", p.Status.StepStartedAt)
+				}
+			}},
+		{name: "pause not over: no commit", in: input(r, inflight(1, 5, v1alpha1.PhasePaused, 0), time.Minute),
 			wantPhase: v1alpha1.PhasePaused, wantStep: 1, wantWeight: 5, wake: 2 * time.Minute},
 		{name: "pause over, measured from status across a restart", in: input(r, inflight(1, 5, v1alpha1.PhasePaused, 0), 2*time.Minute),
 			wantPhase: v1alpha1.PhaseProgressing, wantStep: 2, wantWeight: 5, commit: true},
@@ -164,7 +171,7 @@ func TestCanaryTransitions(t *testing.T) {
 				}
 			}},
 		{name: "gate not approved", in: input(r, inflight(6, 25, v1alpha1.PhaseProgressing, 0), 0),
-			wantPhase: v1alpha1.PhasePaused, wantStep: 6, wantWeight: 25},
+			wantPhase: v1alpha1.PhasePaused, wantStep: 6, wantWeight: 25, commit: true},
 		{name: "gate approved for another revision is ignored", in: input(otherApproval, inflight(6, 25, v1alpha1.PhasePaused, 0), time.Hour),
 			wantPhase: v1alpha1.PhasePaused, wantStep: 6, wantWeight: 25},
 		{name: "gate approved (before it was reached)", in: input(approved, inflight(6, 25, v1alpha1.PhasePaused, 0), 0),
@@ -281,10 +288,10 @@ func TestManualMode(t *testing.T) {
 		wantCommit bool
 	}{
 		{"PR sets 10 with the new image", manual(10), nil, 0, nil, v1alpha1.PhaseProgressing, 10, true},
-		{"leftover weight from the last rollout stays at 0", manual(25), &w25, 0, nil, v1alpha1.PhasePaused, 0, false},
+		{"leftover weight from the last rollout stays at 0", manual(25), &w25, 0, nil, v1alpha1.PhasePaused, 0, true},
 		{"raised to 25", manual(25), &w10, 10, nil, v1alpha1.PhaseProgressing, 25, true},
 		{"lowered to 10 is allowed", manual(10), &w25, 25, nil, v1alpha1.PhaseProgressing, 10, true},
-		{"unchanged weight waits", manual(10), nil, 10, nil, v1alpha1.PhasePaused, 10, false},
+		{"unchanged weight waits", manual(10), nil, 10, nil, v1alpha1.PhasePaused, 10, true},
 		{"100 promotes", manual(100), &w10, 50, nil, v1alpha1.PhasePromoting, 100, true},
 		{"checks run all the time and abort", manual(10), nil, 10, []Measurement{{Check: "ok", Outcome: Fail}, {Check: "ok", Outcome: Fail}}, v1alpha1.PhaseAborted, 0, true},
 	}

@@ -36,7 +36,7 @@ kustomization. See docs/release-reference.md for the file format.`,
 			}
 		},
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newVersionCommand())
+	root.AddCommand(newAgentCommand(), newValidateCommand(), newRenderCommand(), newDiffCommand(), newVersionCommand())
 	return root
 }
 

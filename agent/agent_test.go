@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
+	"github.com/sluice-dev/sluice/internal/testcluster"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
+
+const password = "agent-test-password"
+
+// fixture seeds a repository from examples/ with the demo namespace
+// renamed to ns, and keeps only the named releases.
+func fixture(t *testing.T, ns string, keep ...string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.Walk("../examples/releases/demo", func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel("../examples", p)
+		name := strings.Split(filepath.ToSlash(rel), "/")[2]
+		for _, k := range keep {
+			if k == name {
+				b, _ := os.ReadFile(p)
+				files[filepath.ToSlash(rel)] = strings.ReplaceAll(string(b), "namespace: demo", "namespace: "+ns)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+type env struct {
+	t     *testing.T
+	ns    string
+	repo  *gitserver.Repo
+	agent *Agent
+	dyn   dynamic.Interface
+}
+
+func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
+	t.Helper()
+	ns := cluster.Namespace(t)
+	root := t.TempDir()
+	for k, v := range files {
+		files[k] = strings.ReplaceAll(v, "NAMESPACE", ns)
+	}
+	repo := gitserver.NewRepo(t, root, "deploy", files)
+	srv := gitserver.StartHTTP(t, root, "sluice", password)
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte(password), 0o600)
+	opts := Options{Repo: srv.RepoURL(repo.Name), Branch: "main", Path: "releases", StatusBranch: "sluice/status",
+		Kubeconfig: cluster.Kubeconfig, Interval: time.Second, GitUsername: "sluice", GitPasswordFile: pw,
+		Author: "sluice <sluice@test>", CacheDir: filepath.Join(t.TempDir(), "cache"), Concurrency: 4}
+	if mod != nil {
+		mod(&opts)
+	}
+	a, err := New(opts, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, _ := dynamic.NewForConfig(cluster.Config)
+	return &env{t: t, ns: ns, repo: repo, agent: a, dyn: dyn}
+}
+
+func (e *env) status(release string) v1alpha1.ReleaseStatus {
+	out, err := gitserver.GitErr(e.repo.Bare, "show", "sluice/status:releases/"+release+"/status.yaml")
+	var st v1alpha1.ReleaseStatus
+	if err == nil {
+		if err := yaml.Unmarshal([]byte(out), &st); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// passUntil runs passes until cond holds for the release's committed
+// status, or fails after timeout. Each pass's status is handed to visit.
+func (e *env) passUntil(release string, timeout time.Duration, cond func(v1alpha1.ReleaseStatus) bool, visit func(v1alpha1.ReleaseStatus)) v1alpha1.ReleaseStatus {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := e.agent.Pass(context.Background()); err != nil {
+			e.t.Fatalf("pass: %v", err)
+		}
+		st := e.status(release)
+		if visit != nil {
+			visit(st)
+		}
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: timed out; status: phase %s step %d weight %d: %s", release, st.Phase, st.Step, st.Weight, st.Message)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+var httpRoutes = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
+
+// weights returns the live route's backend weights by name, for the rule
+// naming service.
+func (e *env) weights(route, service string) map[string]int64 {
+	u, err := e.dyn.Resource(httpRoutes).Namespace(e.ns).Get(context.Background(), route, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rules, _, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
+	out := map[string]int64{}
+	for _, r := range rules {
+		refs, _, _ := unstructured.NestedSlice(r.(map[string]any), "backendRefs")
+		named := false
+		for _, ref := range refs {
+			if ref.(map[string]any)["name"] == service {
+				named = true
+			}
+		}
+		_, hasMatches := r.(map[string]any)["matches"].([]any)
+		if !named || (hasMatches && len(r.(map[string]any)["matches"].([]any)) > 0 && hasHeaders(r)) {
+			continue
+		}
+		for _, ref := range refs {
+			m := ref.(map[string]any)
+			w, ok := m["weight"].(int64)
+			if !ok {
+				w = -1 // as written: no weight
+			}
+			out[m["name"].(string)] = w
+		}
+	}
+	return out
+}
+
+func hasHeaders(r any) bool {
+	for _, m := range r.(map[string]any)["matches"].([]any) {
+		if _, ok := m.(map[string]any)["headers"]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+const canaryRelease = `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: NAMESPACE}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {gate: qa}
+      - setWeight: 50
+      - setWeight: 100
+%s`
+
+// TestCanaryHappyPath: install, then a new image walks the steps with one
+// commit per transition, waits at the gate until a commit approves it, and
+// is promoted; the spec branch gets no agent commit.
+func TestCanaryHappyPath(t *testing.T) {
+	files := fixture(t, "NAMESPACE", "canary")
+	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
+	e := newEnv(t, files, nil)
+	ctx := context.Background()
+	cs := cluster.Clientset(t)
+
+	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	installed := e.repo.Head(t, "main")
+	if st.Stable == nil || st.Stable.Revision != installed || len(st.Inventory) != 4 {
+		t.Fatalf("after install: %+v", st)
+	}
+	if w := e.weights("canary", "canary"); len(w) != 1 {
+		t.Errorf("route after install = %v, want the stable service alone", w)
+	}
+	d, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
+	if err != nil || d.Spec.Selector.MatchLabels["sluice.dev/track"] != "stable" {
+		t.Fatalf("stable deployment: %v %v", err, d)
+	}
+	// A second pass writes nothing.
+	before := e.repo.Head(t, "sluice/status")
+	if res, err := e.agent.Pass(ctx); err != nil || res.Commits != 0 || e.repo.Head(t, "sluice/status") != before {
+		t.Fatalf("an idle pass wrote: %+v %v", res, err)
+	}
+
+	// A new image.
+	dep := files["releases/demo/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "bump image", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.repo.Push(t)
+	seen := map[int64]bool{}
+	st = e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, "qa")
+	}, func(s v1alpha1.ReleaseStatus) {
+		if s.Canary != nil {
+			seen[e.weights("canary", "canary")["canary-canary"]] = true
+		}
+	})
+	if st.Canary == nil || st.Canary.Revision != bump || st.Weight != 20 {
+		t.Fatalf("at the gate: %+v", st)
+	}
+	if w := e.weights("canary", "canary"); w["canary"] != 80 || w["canary-canary"] != 20 {
+		t.Errorf("route at the gate = %v", w)
+	}
+	if _, err := cluster.WaitAvailable(ctx, cs, e.ns, "canary-canary", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// Approve the gate by commit, for this canary revision.
+	approved := fmt.Sprintf(canaryRelease, "  gates:\n    approved:\n    - {gate: qa, revision: "+bump[:7]+"}\n")
+	e.repo.Commit(t, "approve qa", map[string]string{"releases/demo/canary/release.yaml": strings.ReplaceAll(approved, "NAMESPACE", e.ns)})
+	e.repo.Push(t)
+	st = e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	if st.Stable.Digest == "" || st.Canary != nil {
+		t.Fatalf("after promotion: %+v", st)
+	}
+	if w := e.weights("canary", "canary"); len(w) != 1 {
+		t.Errorf("route after promotion = %v", w)
+	}
+	d, _ = cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
+	if d.Spec.Template.Spec.Containers[0].Image != "ghcr.io/sluice-dev/podinfo:6.7.1" {
+		t.Errorf("stable image = %s", d.Spec.Template.Spec.Containers[0].Image)
+	}
+	if _, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{}); err == nil {
+		t.Error("the canary deployment is still there")
+	}
+
+	// The audit trail: one commit per transition, steps in order, none on main.
+	log := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%(trailers:key=Sluice-Phase,valueonly,separator=)|%(trailers:key=Sluice-Step,valueonly,separator=)|%(trailers:key=Sluice-Weight,valueonly,separator=)", "sluice/status")
+	want := []string{"Progressing|0|0", "Succeeded|0|0", "Progressing|0|0", "Progressing|1|20", "Paused|1|20", "Progressing|2|20", "Progressing|3|50", "Promoting|3|100", "Succeeded|0|0"}
+	got := strings.Split(log, "\n")
+	// The gate wait is a Paused commit only if it changed phase; allow the
+	// exact sequence above.
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("status history:\n got %v\nwant %v", got, want)
+	}
+	if n := gitserver.Git(t, e.repo.Bare, "log", "--format=%an", "main"); strings.Contains(n, "sluice") {
+		t.Errorf("the agent committed on main: %s", n)
+	}
+	_ = seen
+}

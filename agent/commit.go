@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"go.uber.org/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/gitsource"
+	"github.com/sluice-dev/sluice/strategy"
+)
+
+// commitStatus writes status.yaml for a release to the status branch as one
+// commit with the Sluice-* trailers, retried on rejection. It reports
+// whether the status is now in Git (false: the next pass decides again).
+func (a *Agent) commitStatus(ctx context.Context, id, file string, st v1alpha1.ReleaseStatus, subject string, checks []v1alpha1.CheckState, head plumbing.Hash) bool {
+	st.APIVersion, st.Kind = v1alpha1.APIVersion, v1alpha1.KindReleaseStatus
+	data, err := yaml.Marshal(st)
+	if err != nil {
+		a.log.Error("status marshal failed", zap.String("release", id), zap.Error(err))
+		return false
+	}
+	trailers := []gitsource.Trailer{
+		{Key: "Sluice-Release", Value: id},
+		{Key: "Sluice-Phase", Value: string(st.Phase)},
+		{Key: "Sluice-Step", Value: fmt.Sprint(st.Step)},
+		{Key: "Sluice-Weight", Value: fmt.Sprint(st.Weight)},
+		{Key: "Sluice-Revision", Value: head.String()},
+	}
+	if len(checks) > 0 {
+		trailers = append(trailers, gitsource.Trailer{Key: "Sluice-Checks", Value: strategy.ChecksTrailer(checks)})
+	}
+	msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s %s", id, subject), st.Message, trailers)
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	res, err := a.src.Write(ctx, a.opts.StatusBranch, func(ctx context.Context, _ plumbing.Hash, _ *gitsource.TreeFS) (*gitsource.CommitSpec, error) {
+		// Status files are the agent's own: there is nothing to merge, the
+		// same content goes on top of whatever the branch holds now.
+		return &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: file, Data: data}}}, nil
+	})
+	if err != nil {
+		a.log.Error("status commit failed; retried next pass", zap.String("release", id), zap.Error(err))
+		return false
+	}
+	if !res.Commit.IsZero() {
+		a.metrics.commits.Inc()
+	}
+	return true
+}

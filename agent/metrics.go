@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+var phases = []v1alpha1.Phase{v1alpha1.PhaseIdle, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhasePromoting,
+	v1alpha1.PhaseSucceeded, v1alpha1.PhaseAborted, v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed}
+
+type metrics struct {
+	reg          *prometheus.Registry
+	passDuration prometheus.Histogram
+	gitPolls     prometheus.Counter
+	commits      prometheus.Counter
+	applies      *prometheus.CounterVec
+	transitions  *prometheus.CounterVec
+	checks       *prometheus.CounterVec
+	phase        *prometheus.GaugeVec
+	weight       *prometheus.GaugeVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg:          prometheus.NewRegistry(),
+		passDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_reconcile_duration_seconds", Help: "Duration of a pass over all releases.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		gitPolls:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_git_polls_total", Help: "ls-remote polls of the repository."}),
+		commits:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_status_commits_total", Help: "Status commits pushed."}),
+		applies:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_apply_objects_total", Help: "Objects applied, by action."}, []string{"action"}),
+		transitions:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_transitions_total", Help: "Release state transitions committed."}, []string{"release", "phase"}),
+		checks:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_check_results_total", Help: "Check measurements, by outcome."}, []string{"release", "check", "outcome"}),
+		phase:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_phase", Help: "1 for the release's current phase."}, []string{"release", "phase"}),
+		weight:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_weight", Help: "The canary's traffic weight."}, []string{"release"}),
+	}
+	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(id string, st v1alpha1.ReleaseStatus) {
+	for _, p := range phases {
+		v := 0.0
+		if p == st.Phase {
+			v = 1
+		}
+		m.phase.WithLabelValues(id, string(p)).Set(v)
+	}
+	m.weight.WithLabelValues(id).Set(float64(st.Weight))
+}

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/render"
+	"github.com/sluice-dev/sluice/strategy"
+)
+
+// objects builds what to apply for a plan: every object from the head
+// render except the workload and its config, which come from the stable
+// render unless the plan says head; the track labels; the canary track;
+// and the HTTPRoute with the plan's traffic shape.
+func (a *Agent) objects(r *v1alpha1.Release, head, stable *render.Result, plan strategy.Plan, headDigest string) ([]*unstructured.Unstructured, error) {
+	spec := &r.Spec
+	src, version := head, headDigest
+	if plan.Stable == strategy.StableFromStable && plan.Status.Stable != nil {
+		version = plan.Status.Stable.Digest
+		if stable != nil {
+			src = stable
+		}
+	}
+	versioned := map[string]bool{render.ObjectID(head.Workload): true}
+	for _, c := range head.Config {
+		versioned[render.ObjectID(c)] = true
+	}
+	var objs []*unstructured.Unstructured
+	for _, o := range head.Objects {
+		if !versioned[render.ObjectID(o)] {
+			objs = append(objs, o)
+		}
+	}
+	w := src.Workload.DeepCopy()
+	setAnnotation(w, VersionAnnotation, version)
+	setStrategy(w, spec)
+	objs = append(objs, w)
+	objs = append(objs, src.Config...)
+
+	if spec.Strategy.Routed() {
+		var err error
+		if objs, err = strategy.StableTrack(spec, objs); err != nil {
+			return nil, err
+		}
+	}
+	if plan.Canary {
+		canary, err := strategy.CanaryTrack(spec, head, plan.CanaryReplicas)
+		if err != nil {
+			return nil, err
+		}
+		setAnnotation(canary[0], VersionAnnotation, headDigest)
+		objs = append(objs, canary...)
+	}
+	if spec.Strategy.Routed() && head.Route != nil {
+		route, err := strategy.TransformRoute(head.Route, spec.Traffic.Service, plan.Route)
+		if err != nil {
+			return nil, err
+		}
+		for i, o := range objs {
+			if o.GetKind() == "HTTPRoute" && o.GetName() == spec.Traffic.Route {
+				objs[i] = route
+			}
+		}
+	}
+	return objs, nil
+}
+
+func setAnnotation(o *unstructured.Unstructured, k, v string) {
+	ann := o.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[k] = v
+	o.SetAnnotations(ann)
+}
+
+// setStrategy gives rolling and recreate releases their Deployment strategy.
+func setStrategy(w *unstructured.Unstructured, spec *v1alpha1.ReleaseSpec) {
+	switch {
+	case spec.Strategy.Recreate != nil:
+		_ = unstructured.SetNestedField(w.Object, map[string]any{"type": "Recreate"}, "spec", "strategy")
+	case spec.Strategy.Rolling != nil:
+		ru := map[string]any{}
+		if s := spec.Strategy.Rolling.MaxSurge; s != nil {
+			ru["maxSurge"] = intOrString(*s)
+		}
+		if u := spec.Strategy.Rolling.MaxUnavailable; u != nil {
+			ru["maxUnavailable"] = intOrString(*u)
+		}
+		_ = unstructured.SetNestedField(w.Object, map[string]any{"type": "RollingUpdate", "rollingUpdate": ru}, "spec", "strategy")
+	}
+}
+
+func intOrString(v v1alpha1.IntOrPercent) any {
+	if v.Percent {
+		return v.String()
+	}
+	return int64(v.Value)
+}

@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Options are the agent's flags; each is also read from SLUICE_<FLAG>.
+type Options struct {
+	Repo               string
+	Branch             string
+	Path               string
+	Interval           time.Duration
+	StatusBranch       string
+	Kubeconfig         string
+	Namespaces         []string
+	AllowClusterScoped bool
+	GitUsername        string
+	GitPasswordFile    string
+	SSHKeyFile         string
+	KnownHostsFile     string
+	Author             string
+	Listen             string
+	LeaderElect        bool
+	LeaderElectNS      string
+	Once               bool
+	LogFormat          string
+	LogLevel           string
+	CacheDir           string
+	Concurrency        int
+	NotifyURLs         []string
+}
+
+// BindFlags registers the options on fs with their defaults.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Repo, "repo", "", "Git repository: https://, ssh://, git@host:path, file:// or a local path (required)")
+	fs.StringVar(&o.Branch, "branch", "main", "branch holding the release specs")
+	fs.StringVar(&o.Path, "path", "releases", "directory in the repository to scan for release.yaml files")
+	fs.DurationVar(&o.Interval, "interval", 10*time.Second, "how often to poll Git (ls-remote; a fetch only when a branch moved)")
+	fs.StringVar(&o.StatusBranch, "status-branch", "sluice/status", "branch the agent commits status.yaml files to; the spec branch's name puts status next to the spec")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+	fs.StringSliceVar(&o.Namespaces, "namespaces", nil, "namespaces releases may deploy to (default: all)")
+	fs.BoolVar(&o.AllowClusterScoped, "allow-cluster-scoped", false, "allow cluster-scoped objects in renders")
+	fs.StringVar(&o.GitUsername, "git-username", "", "HTTP(S) username")
+	fs.StringVar(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTP(S) password or token")
+	fs.StringVar(&o.SSHKeyFile, "ssh-key-file", "", "SSH private key file")
+	fs.StringVar(&o.KnownHostsFile, "known-hosts-file", "", "known_hosts file; SSH host keys are always checked")
+	fs.StringVar(&o.Author, "author", "sluice <sluice@localhost>", "author of the agent's commits")
+	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
+	fs.StringVar(&o.LeaderElectNS, "leader-elect-namespace", "sluice-system", "namespace of the leader election Lease")
+	fs.BoolVar(&o.Once, "once", false, "run one pass, then exit 0 if every release is healthy or waiting, 1 if any failed")
+	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "where the Git repository is kept on disk (default: a directory under the OS cache)")
+	fs.IntVar(&o.Concurrency, "concurrency", 4, "releases reconciled at once")
+	fs.StringArrayVar(&o.NotifyURLs, "notify-url", nil, "webhook notified on phase changes (JSON; Slack incoming-webhook URLs get Slack's format); repeatable")
+}
+
+// ApplyEnv sets every flag not given on the command line from
+// SLUICE_<FLAG> (dashes as underscores, upper case), e.g. SLUICE_REPO.
+func ApplyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		name := "SLUICE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", name, serr)
+			}
+		}
+	})
+	return err
+}
+
+// author splits "Name <email>".
+func (o *Options) author() (string, string) {
+	name, email, ok := strings.Cut(o.Author, "<")
+	if !ok {
+		return strings.TrimSpace(o.Author), "sluice@localhost"
+	}
+	return strings.TrimSpace(name), strings.TrimSuffix(strings.TrimSpace(email), ">")
+}

@@ -1,0 +1,291 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/gitsource"
+	"github.com/sluice-dev/sluice/reconcile"
+	"github.com/sluice-dev/sluice/render"
+	"github.com/sluice-dev/sluice/strategy"
+)
+
+// VersionAnnotation records on each track's workload the version digest it
+// runs, so the agent can observe what the cluster serves.
+const VersionAnnotation = "sluice.dev/version"
+
+type outcome struct {
+	file    string
+	id      string
+	phase   v1alpha1.Phase
+	failed  bool
+	wakeAt  time.Time
+	commits int
+}
+
+func (o outcome) idOrFile() string {
+	if o.id != "" {
+		return o.id
+	}
+	return o.file
+}
+
+// release reconciles one release file: render, observe, decide, apply,
+// prune, commit. Errors are contained here: one broken release reports its
+// error in its status and does not stop the others.
+func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) outcome {
+	out := outcome{file: file}
+	dir := path.Dir(file)
+	statusFile := path.Join(dir, render.StatusFile)
+	st, err := readStatus(statusTree, statusFile)
+	if err != nil {
+		a.log.Error("status unreadable", zap.String("file", statusFile), zap.Error(err))
+	}
+	key := specTree.TreeHash(dir).String()
+	p, head, err := a.renderer.Load(ctx, specTree, "/", file, key)
+	if err != nil {
+		out.failed = true
+		var list v1alpha1.ErrorList
+		if !errors.As(err, &list) {
+			a.log.Error("render failed", zap.String("file", file), zap.Error(err))
+			return out
+		}
+		out.id = idFromDir(dir)
+		a.log.Warn("release invalid; the last good version keeps serving", zap.String("file", file), zap.Error(err))
+		first := list[0]
+		next := st
+		next.Error = &v1alpha1.SpecError{File: first.File, Line: first.Line, Message: strings.TrimPrefix(first.Error(), fmt.Sprintf("%s:%d: ", first.File, first.Line))}
+		next.Phase = v1alpha1.PhaseFailed
+		next.Message = fmt.Sprintf("%d error(s) in the spec or render; nothing applied", len(list))
+		out.phase = next.Phase
+		if st.Error == nil || *st.Error != *next.Error {
+			next.ObservedRevision = specHead.String()
+			if a.commitStatus(ctx, out.id, statusFile, next, "spec invalid: "+next.Error.Message, nil, specHead) {
+				out.commits++
+			}
+		}
+		return out
+	}
+	rel := p.Release
+	out.id = rel.ID()
+	log := a.log.With(zap.String("release", out.id))
+	hadError := st.Error != nil
+	if hadError {
+		st.Error = nil
+		if st.Phase == v1alpha1.PhaseFailed {
+			st.Phase = ""
+		}
+	}
+	fillMeta(&st, rel)
+
+	// The stable track is rendered at stable.revision, from Git objects.
+	var stable *render.Result
+	var stableSpec *v1alpha1.Release
+	if st.Stable != nil && st.Stable.Revision != specHead.String() {
+		stable, stableSpec, err = a.renderAt(ctx, plumbing.NewHash(st.Stable.Revision), file)
+		if err != nil {
+			log.Warn("stable revision unreadable; using the head render for stable", zap.String("revision", st.Stable.Revision), zap.Error(err))
+		}
+	}
+
+	digest := head.VersionDigest
+	if !rel.Spec.Strategy.Routed() {
+		digest = head.Digest
+	}
+	in := strategy.Input{Spec: rel, HeadRevision: specHead.String(), HeadDigest: digest,
+		Replicas: replicas(head), Status: st, Now: a.now()}
+	if rel.Spec.Strategy.Manual() && stableSpec != nil && stableSpec.Spec.Strategy.Canary != nil {
+		in.StableSpecWeight = stableSpec.Spec.Strategy.Canary.Weight
+	}
+	in.Observed, err = a.observe(ctx, rel, st)
+	if err != nil {
+		log.Error("observe failed", zap.Error(err))
+		out.failed = true
+		return out
+	}
+
+	// Skip a release whose inputs did not change, unless a timer is due or
+	// the drift resync is.
+	fp := fmt.Sprintf("%s|%s|%s|%+v", key, specHead, statusKey(st), in.Observed)
+	if a.unchanged(out.id, fp) {
+		out.phase = st.Phase
+		return out
+	}
+
+	cc := strategy.NewCheckContext(rel, &st)
+	for _, name := range strategy.DueChecks(in) {
+		m := a.runner.Run(ctx, rel.Spec.CheckByName(name), cc)
+		a.metrics.checks.WithLabelValues(out.id, name, string(m.Outcome)).Inc()
+		log.Info("check measured", zap.String("check", name), zap.String("outcome", string(m.Outcome)), zap.String("value", m.Value))
+		in.Results = append(in.Results, m)
+	}
+	plan := strategy.Next(in)
+
+	objs, err := a.objects(rel, head, stable, plan, digest)
+	if err != nil {
+		log.Error("building objects failed", zap.Error(err))
+		out.failed = true
+		return out
+	}
+	applied, err := a.mgr.Apply(ctx, reconcile.Set{Release: out.id, Namespace: rel.Metadata.Namespace, Objects: objs}, reconcile.ApplyOptions{})
+	if err != nil {
+		log.Error("apply failed; nothing written", zap.Error(err))
+		out.failed = true
+		out.phase = st.Phase
+		if errors.Is(err, reconcile.ErrRefused) {
+			next := st
+			next.Error = &v1alpha1.SpecError{File: file, Message: err.Error()}
+			next.Phase = v1alpha1.PhaseFailed
+			if a.commitStatus(ctx, out.id, statusFile, next, "refused: "+err.Error(), nil, specHead) {
+				out.commits++
+			}
+		}
+		return out
+	}
+	a.countActions(applied)
+	if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{}); err != nil {
+		log.Error("prune failed", zap.Error(err))
+	} else if len(pruned.Entries) > 0 {
+		log.Info("pruned", zap.Int("objects", len(pruned.Entries)), zap.Strings("previous", st.Inventory), zap.Strings("current", applied.Inventory), zap.String("entries", pruned.String()))
+	}
+	plan.Status.Inventory = applied.Inventory
+	out.phase = plan.Status.Phase
+	out.wakeAt = plan.WakeAt
+	a.metrics.observe(out.id, plan.Status)
+	if plan.Commit || hadError {
+		subject := plan.Subject
+		if subject == "" {
+			subject = "spec valid again"
+		}
+		plan.Status.ObservedRevision = specHead.String()
+		if a.commitStatus(ctx, out.id, statusFile, plan.Status, subject, plan.Checks, specHead) {
+			out.commits++
+			// After a transition the next state is decided at once.
+			out.wakeAt = a.now()
+			plan.WakeAt = out.wakeAt
+			a.metrics.transitions.WithLabelValues(out.id, string(plan.Status.Phase)).Inc()
+			log.Info("transition", zap.String("phase", string(plan.Status.Phase)), zap.Int32("step", plan.Status.Step),
+				zap.Int32("weight", plan.Status.Weight), zap.String("subject", subject))
+		} else {
+			out.failed = true
+			return out // not remembered: the next pass decides again
+		}
+	}
+	a.remember(out.id, fmt.Sprintf("%s|%s|%s|%+v", key, specHead, statusKey(plan.Status), in.Observed), plan.WakeAt)
+	return out
+}
+
+// renderAt renders the release file as it was at commit h.
+func (a *Agent) renderAt(ctx context.Context, h plumbing.Hash, file string) (*render.Result, *v1alpha1.Release, error) {
+	if err := a.src.FetchCommit(ctx, a.opts.Branch, h); err != nil {
+		return nil, nil, err
+	}
+	tree, err := a.src.Tree(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, res, err := a.renderer.Load(ctx, tree, "/", file, tree.TreeHash(path.Dir(file)).String())
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, p.Release, nil
+}
+
+func idFromDir(dir string) string {
+	parts := strings.Split(dir, "/")
+	if len(parts) >= 2 {
+		return parts[len(parts)-2] + "/" + parts[len(parts)-1]
+	}
+	return dir
+}
+
+func fillMeta(st *v1alpha1.ReleaseStatus, r *v1alpha1.Release) {
+	st.APIVersion = v1alpha1.APIVersion
+	st.Kind = v1alpha1.KindReleaseStatus
+	st.Metadata = r.Metadata
+}
+
+func replicas(res *render.Result) int32 {
+	n, found, _ := unstructured.NestedInt64(res.Workload.Object, "spec", "replicas")
+	if !found {
+		return 1
+	}
+	return int32(n)
+}
+
+// readStatus reads status.yaml from the status tree (zero if missing).
+func readStatus(tree *gitsource.TreeFS, file string) (v1alpha1.ReleaseStatus, error) {
+	var st v1alpha1.ReleaseStatus
+	if tree == nil || !tree.Exists("/"+file) {
+		return st, nil
+	}
+	b, err := tree.ReadFile("/" + file)
+	if err != nil {
+		return st, err
+	}
+	err = yaml.Unmarshal(b, &st)
+	return st, err
+}
+
+func statusKey(st v1alpha1.ReleaseStatus) string {
+	b, _ := yaml.Marshal(st)
+	return fmt.Sprintf("%x", hash(string(b)))
+}
+
+func (a *Agent) unchanged(id, fp string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.seen[id]
+	now := a.now()
+	return ok && s.key == fp && (s.wakeAt.IsZero() || now.Before(s.wakeAt)) && now.Sub(s.at) < resync
+}
+
+func (a *Agent) remember(id, fp string, wake time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen[id] = seenRelease{key: fp, wakeAt: wake, at: a.now()}
+}
+
+// observe reads what the cluster runs for the release.
+func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus) (strategy.Observed, error) {
+	ns, name := r.Metadata.Namespace, r.Spec.Workload.Name
+	var o strategy.Observed
+	stable, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, name)
+	if err != nil {
+		return o, err
+	}
+	if stable.Found {
+		o.StableDigest = stable.Annotations[VersionAnnotation]
+		o.StableReady = stable.Status == status.CurrentStatus
+	}
+	if r.Spec.Strategy.Routed() {
+		canary, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, strategy.CanaryName(name))
+		if err != nil {
+			return o, err
+		}
+		o.CanaryReady = canary.Found && canary.Status == status.CurrentStatus
+		if canary.Found && canary.Status == status.FailedStatus {
+			o.Failed, o.Message = true, canary.Message
+		}
+	} else if st.Canary != nil && o.StableDigest == st.Canary.Digest && stable.Status == status.FailedStatus {
+		o.Failed, o.Message = true, stable.Message
+	}
+	return o, nil
+}
+
+func (a *Agent) countActions(r *reconcile.Result) {
+	for _, e := range r.ChangeSet.Entries {
+		a.metrics.applies.WithLabelValues(string(e.Action)).Inc()
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/sluice-dev/sluice/agent"
+	"github.com/sluice-dev/sluice/reconcile"
+)
+
+func newAgentCommand() *cobra.Command {
+	var opts agent.Options
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the GitOps agent: poll Git, apply releases, walk rollouts, commit status",
+		Long: `The agent polls the repository (ls-remote each --interval; a shallow fetch only
+when a branch moved), renders each release under --path with kustomize,
+applies it with server-side apply, advances its rollout strategy and commits
+every transition to --status-branch (status.yaml files with Sluice-* trailers).
+
+Every flag can also be set from the environment as SLUICE_<FLAG>, e.g.
+SLUICE_REPO, SLUICE_GIT_PASSWORD_FILE.`,
+		Example: `  sluice agent --repo https://git.example.com/org/deploy.git \
+    --git-username bot --git-password-file /etc/sluice/token --namespaces shop,web`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := agent.ApplyEnv(cmd.Flags()); err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
+			log, err := newLogger(opts.LogFormat, opts.LogLevel)
+			if err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
+			defer log.Sync()
+			a, err := agent.New(opts, log)
+			if err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if opts.Once {
+				res, err := a.Pass(ctx)
+				if err != nil {
+					log.Error("pass failed", zap.Error(err))
+					return &exitError{code: 1}
+				}
+				for id, phase := range res.Releases {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", id, phase)
+				}
+				if len(res.Failed) > 0 {
+					return &exitError{code: 1, msg: fmt.Sprintf("failed: %v", res.Failed)}
+				}
+				return nil
+			}
+			if opts.Listen != "" {
+				l, err := net.Listen("tcp", opts.Listen)
+				if err != nil {
+					return &exitError{code: 2, msg: err.Error()}
+				}
+				go func() {
+					if err := a.Serve(ctx, l); err != nil {
+						log.Error("metrics server failed", zap.Error(err))
+					}
+				}()
+			}
+			log.Info("agent started", zap.String("repo", opts.Repo), zap.String("branch", opts.Branch),
+				zap.String("statusBranch", opts.StatusBranch), zap.Duration("interval", opts.Interval))
+			if !opts.LeaderElect {
+				return a.Run(ctx)
+			}
+			return runElected(ctx, a, opts, log)
+		},
+	}
+	opts.BindFlags(cmd.Flags())
+	return cmd
+}
+
+// runElected runs the loop only while this replica holds the Lease.
+func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *zap.Logger) error {
+	cfg, err := reconcile.LoadConfig(opts.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s_%d", host, os.Getpid())
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: "sluice-leader", Namespace: opts.LeaderElectNS},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	a.SetReady() // a follower is ready: it serves metrics and waits
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				log.Info("leading", zap.String("identity", id))
+				if err := a.Run(ctx); err != nil {
+					log.Error("agent stopped", zap.Error(err))
+				}
+			},
+			OnStoppedLeading: func() { log.Info("stopped leading", zap.String("identity", id)) },
+			OnNewLeader: func(leader string) {
+				if leader != id {
+					log.Info("following", zap.String("leader", leader))
+				}
+			},
+		},
+	})
+	return nil
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	var cfg zap.Config
+	switch format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+	default:
+		return nil, fmt.Errorf("--log-format must be json or console, got %q", format)
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	return cfg.Build()
+}
