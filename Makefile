@@ -21,9 +21,11 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-## demo: validate and render the examples (the full local demo grows with the agent).
-demo: build
-	./hack/demo.sh
+## demo: the agent's main job on an embedded local setup: a real control
+## plane, a Git server on loopback, sluice agent, a canary walked through its
+## steps, a gate approved, a promotion and a rollback.
+demo: build testbin
+	$(GO) run ./hack/demo
 
 ## bench: Go benchmarks, sluice render vs kubectl kustomize, reconcile vs
 ## kubectl apply --server-side on the real control plane.

@@ -45,6 +45,10 @@ type Agent struct {
 	ready   atomic.Bool
 	mu      sync.Mutex
 	seen    map[string]seenRelease
+	// pending holds each release's status with the check measurements of
+	// the current step, which are not committed on every tick: only
+	// transitions are. It is used while Git's status is the same step.
+	pending map[string]v1alpha1.ReleaseStatus
 }
 
 // seenRelease remembers a release's inputs at its last pass, so an
@@ -92,7 +96,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		opts.Concurrency = 4
 	}
 	return &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
-		now: time.Now, seen: map[string]seenRelease{}}, nil
+		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{}}, nil
 }
 
 func hash(s string) uint32 {

@@ -88,6 +88,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		}
 	}
 	fillMeta(&st, rel)
+	st = a.withPending(out.id, st)
 
 	// The stable track is rendered at stable.revision, from Git objects.
 	var stable *render.Result
@@ -182,6 +183,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			return out // not remembered: the next pass decides again
 		}
 	}
+	a.setPending(out.id, plan)
 	a.remember(out.id, fmt.Sprintf("%s|%s|%s|%+v", key, specHead, statusKey(plan.Status), in.Observed), plan.WakeAt)
 	return out
 }
@@ -255,6 +257,43 @@ func (a *Agent) remember(id, fp string, wake time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.seen[id] = seenRelease{key: fp, wakeAt: wake, at: a.now()}
+}
+
+// withPending returns the in-memory status of the release when it is the
+// same step as the committed one (it carries the step's check
+// measurements), else the committed status.
+func (a *Agent) withPending(id string, committed v1alpha1.ReleaseStatus) v1alpha1.ReleaseStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.pending[id]
+	if !ok || !sameStep(p, committed) {
+		return committed
+	}
+	committed.Checks = p.Checks
+	return committed
+}
+
+func (a *Agent) setPending(id string, plan strategy.Plan) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending[id] = plan.Status
+}
+
+func sameStep(a, b v1alpha1.ReleaseStatus) bool {
+	rev := func(r *v1alpha1.Revision) string {
+		if r == nil {
+			return ""
+		}
+		return r.Revision + r.Digest
+	}
+	started := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return rev(a.Canary) == rev(b.Canary) && rev(a.Stable) == rev(b.Stable) && a.Step == b.Step &&
+		a.Weight == b.Weight && started(a.StepStartedAt) == started(b.StepStartedAt)
 }
 
 // observe reads what the cluster runs for the release.

@@ -36,7 +36,9 @@ kustomization. See docs/release-reference.md for the file format.`,
 			}
 		},
 	}
-	root.AddCommand(newAgentCommand(), newValidateCommand(), newRenderCommand(), newDiffCommand(), newVersionCommand())
+	root.AddCommand(newAgentCommand(), newValidateCommand(), newRenderCommand(), newDiffCommand(),
+		newApproveCommand(), newAbortCommand(), newPromoteCommand(), newSetWeightCommand(),
+		newStatusCommand(), newHistoryCommand(), newVersionCommand())
 	return root
 }
 

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/gitsource"
+	"github.com/sluice-dev/sluice/render"
+)
+
+// clone is a local clone the verbs work in.
+type clone struct {
+	dir          string
+	releasesPath string
+	statusBranch string
+	remote       string
+}
+
+func (c *clone) git(args ...string) (string, error) {
+	cmd := exec.Command("git", append([]string{"-C", c.dir}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// releaseFile is the repository-relative release.yaml of "ns/name".
+func (c *clone) releaseFile(release string) (string, error) {
+	ns, name, ok := strings.Cut(release, "/")
+	if !ok || ns == "" || name == "" {
+		return "", fmt.Errorf("release %q: want <namespace>/<name>", release)
+	}
+	p := path.Join(c.releasesPath, ns, name, render.ReleaseFile)
+	if _, err := os.Stat(filepath.Join(c.dir, p)); err != nil {
+		return "", fmt.Errorf("release %s: %s not found in %s", release, p, c.dir)
+	}
+	return p, nil
+}
+
+// status reads the release's status.yaml from the status branch, fetching
+// it from the remote first when there is one.
+func (c *clone) status(release string) (*v1alpha1.ReleaseStatus, error) {
+	ns, name, _ := strings.Cut(release, "/")
+	file := path.Join(c.releasesPath, ns, name, render.StatusFile)
+	ref := c.statusRef()
+	out, err := c.git("show", ref+":"+file)
+	if err != nil {
+		return nil, fmt.Errorf("no status for %s on %s yet (has the agent seen it?)", release, c.statusBranch)
+	}
+	var st v1alpha1.ReleaseStatus
+	if err := sigsyaml.Unmarshal([]byte(out), &st); err != nil {
+		return nil, fmt.Errorf("%s:%s: %w", ref, file, err)
+	}
+	return &st, nil
+}
+
+// canaryRevision is the revision approvals, promote and abort must name.
+func (c *clone) canaryRevision(release string) (string, error) {
+	st, err := c.status(release)
+	if err != nil {
+		return "", err
+	}
+	if st.Canary == nil {
+		return "", fmt.Errorf("release %s has no canary in flight (phase %s)", release, st.Phase)
+	}
+	return st.Canary.Revision, nil
+}
+
+// edit changes the release file through its YAML nodes (comments and
+// layout kept), refuses an invalid result, commits, and pushes if asked.
+func (c *clone) edit(ctx context.Context, release, message string, push bool, change func(spec *yaml.Node) error) (string, error) {
+	file, err := c.releaseFile(release)
+	if err != nil {
+		return "", err
+	}
+	full := filepath.Join(c.dir, file)
+	data, err := os.ReadFile(full)
+	if err != nil {
+		return "", err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return "", fmt.Errorf("%s: %v", file, err)
+	}
+	spec := mapGet(doc.Content[0], "spec", true)
+	if err := change(spec); err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return "", err
+	}
+	out := buf.Bytes()
+	// Refuse what the agent would refuse: the same parse and render.
+	if err := validateEdit(ctx, c.dir, file, out); err != nil {
+		return "", fmt.Errorf("refusing the change, the result is invalid:\n%w", err)
+	}
+	if err := os.WriteFile(full, out, 0o644); err != nil {
+		return "", err
+	}
+	if _, err := c.git("add", file); err != nil {
+		return "", err
+	}
+	if _, err := c.git("commit", "-q", "-m", message, "--", file); err != nil {
+		return "", err
+	}
+	sha, _ := c.git("rev-parse", "HEAD")
+	if push {
+		branch, _ := c.git("rev-parse", "--abbrev-ref", "HEAD")
+		if _, err := c.git("push", "-q", c.remote, "HEAD:"+branch); err != nil {
+			return sha, err
+		}
+	}
+	return sha, nil
+}
+
+// validateEdit runs the agent's checks on the edited spec: parse, then
+// render the (unchanged) source against it.
+func validateEdit(ctx context.Context, dir, file string, data []byte) error {
+	p, err := v1alpha1.ParseRelease(file, data)
+	if err != nil {
+		return err
+	}
+	fsys, err := render.NewDiskFS(dir)
+	if err != nil {
+		return err
+	}
+	var r render.Renderer
+	_, err = r.Render(ctx, render.Input{FS: fsys, Root: fsys.Root(), Release: p})
+	return err
+}
+
+// mapGet returns the value node of key in mapping m, creating an empty
+// mapping when create is set and the key is missing.
+func mapGet(m *yaml.Node, key string, create bool) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	if !create {
+		return nil
+	}
+	v := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+	return v
+}
+
+func mapSet(m *yaml.Node, key string, v *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			v.HeadComment, v.LineComment = m.Content[i+1].HeadComment, m.Content[i+1].LineComment
+			m.Content[i+1] = v
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+}
+
+func str(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+
+func flowMap(kv ...string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.Content = append(n.Content, str(kv[i]), str(kv[i+1]))
+	}
+	return n
+}
+
+type verbFlags struct {
+	dir          string
+	push         bool
+	path         string
+	statusBranch string
+	remote       string
+}
+
+func (f *verbFlags) bind(cmd *cobra.Command, commits bool) {
+	cmd.Flags().StringVarP(&f.dir, "dir", "C", ".", "the local clone to work in")
+	cmd.Flags().StringVar(&f.path, "path", "releases", "the releases directory in the repository")
+	cmd.Flags().StringVar(&f.statusBranch, "status-branch", gitsource.DefaultStatusBranch, "the branch the agent writes status to")
+	cmd.Flags().StringVar(&f.remote, "remote", "origin", "the remote to fetch status from and push to")
+	if commits {
+		cmd.Flags().BoolVar(&f.push, "push", false, "push the commit to the remote")
+	}
+}
+
+func (f *verbFlags) clone() *clone {
+	return &clone{dir: f.dir, releasesPath: f.path, statusBranch: f.statusBranch, remote: f.remote}
+}
+
+func newApproveCommand() *cobra.Command {
+	var f verbFlags
+	cmd := &cobra.Command{
+		Use:   "approve <namespace/name> <gate>",
+		Short: "Approve a manual gate for the current canary revision (a commit)",
+		Long: `Approve adds {gate, revision} to spec.gates.approved in the release file, for
+the canary revision that status.yaml on the status branch names, and commits.
+An approval names its revision, so it never passes the next version's gate.
+It never touches the cluster; --push pushes the commit.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := f.clone()
+			rev, err := c.canaryRevision(args[0])
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			gate := args[1]
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("approve gate %s for %s at %s", gate, args[0], rev[:7]), f.push, func(spec *yaml.Node) error {
+				approved := mapGet(mapGet(spec, "gates", true), "approved", false)
+				if approved == nil {
+					approved = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+					mapSet(mapGet(spec, "gates", true), "approved", approved)
+				}
+				approved.Content = append(approved.Content, flowMap("gate", gate, "revision", rev[:7]))
+				return nil
+			})
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "approved %s for %s at %s (commit %s)\n", gate, args[0], rev[:7], short(sha))
+			return nil
+		},
+	}
+	f.bind(cmd, true)
+	return cmd
+}
+
+func newAbortCommand() *cobra.Command {
+	var f verbFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "abort <namespace/name>",
+		Short: "Abort the current canary (a commit; treated as a failed check)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := f.clone()
+			rev, err := c.canaryRevision(args[0])
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("abort %s at %s: %s", args[0], rev[:7], reason), f.push, func(spec *yaml.Node) error {
+				kv := []string{"revision", rev[:7]}
+				if reason != "" {
+					kv = append(kv, "reason", reason)
+				}
+				mapSet(spec, "abort", flowMap(kv...))
+				return nil
+			})
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "abort of %s at %s committed (%s)\n", args[0], rev[:7], short(sha))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the status and the audit trail")
+	f.bind(cmd, true)
+	return cmd
+}
+
+func newPromoteCommand() *cobra.Command {
+	var f verbFlags
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "promote <namespace/name>",
+		Short: "Skip the remaining steps of the current canary (a commit)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := f.clone()
+			rev, err := c.canaryRevision(args[0])
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("promote %s at %s", args[0], rev[:7]), f.push, func(spec *yaml.Node) error {
+				n := flowMap("revision", rev[:7])
+				if force {
+					n.Content = append(n.Content, str("force"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+				}
+				mapSet(spec, "promote", n)
+				return nil
+			})
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion of %s at %s committed (%s)\n", args[0], rev[:7], short(sha))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "promote even if the current step's checks have failures")
+	f.bind(cmd, true)
+	return cmd
+}
+
+func newSetWeightCommand() *cobra.Command {
+	var f verbFlags
+	cmd := &cobra.Command{
+		Use:   "set-weight <namespace/name> <0-100>",
+		Short: "Set a manual-mode canary's weight (a commit)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w, err := strconv.Atoi(args[1])
+			if err != nil || w < 0 || w > 100 {
+				return &exitError{code: 1, msg: fmt.Sprintf("weight %q: want a whole number from 0 to 100", args[1])}
+			}
+			c := f.clone()
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("set %s canary weight to %d", args[0], w), f.push, func(spec *yaml.Node) error {
+				canary := mapGet(mapGet(spec, "strategy", false), "canary", false)
+				if canary == nil || mapGet(canary, "steps", false) != nil {
+					return errors.New("set-weight is for manual mode: spec.strategy.canary with weight and no steps")
+				}
+				mapSet(canary, "weight", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(w)})
+				return nil
+			})
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "weight of %s set to %d (commit %s)\n", args[0], w, short(sha))
+			return nil
+		},
+	}
+	f.bind(cmd, true)
+	return cmd
+}
+
+func short(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}

@@ -1,0 +1,329 @@
+// Command demo is `make demo`: sluice's main job on an embedded local setup.
+// It starts a real control plane (kube-apiserver, etcd, controller-manager,
+// scheduler, kwok), a Git repository seeded from examples/ served over smart
+// HTTP on loopback, and `sluice agent`; then walks a canary through its
+// steps, approves its gate with `sluice approve`, sees it promoted, and
+// rolls back a second version whose check fails. It prints a line per
+// transition and ends with `sluice history` and `git log --oneline`.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/testcluster"
+)
+
+const release = `# The demo's release: a canary walked through weighted steps, a smoke check
+# served by the demo itself, and a manual "qa" gate approved by commit.
+apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata:
+  name: canary
+  namespace: demo
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 3s}
+      - check: [smoke]
+      - setWeight: 50
+      - pause: {gate: qa}
+      - setWeight: 100
+  checks:
+  - name: smoke
+    webhook: {url: "SMOKE_URL", timeout: 5s}
+    count: 2
+    interval: 1s
+`
+
+var start = time.Now()
+
+func say(format string, args ...any) {
+	fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+func git(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
+		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, _ := os.Getwd()
+	sluice := filepath.Join(root, "bin", "sluice")
+	if _, err := os.Stat(sluice); err != nil {
+		return fmt.Errorf("%s missing: run `make build`", sluice)
+	}
+	work, err := os.MkdirTemp("", "sluice-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	say("$ sluice validate examples/")
+	out, err := exec.Command(sluice, "validate", filepath.Join(root, "examples")).CombinedOutput()
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return fmt.Errorf("sluice validate examples/: %v", err)
+	}
+	say("starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	cluster, err := testcluster.Start(cctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	say("control plane up in %s", cluster.StartupTime.Round(time.Millisecond))
+
+	// The smoke check: passes, except for the revision the demo marks bad.
+	var badRev sync.Map
+	smoke, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(smoke, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Revision string }
+		json.NewDecoder(r.Body).Decode(&body)
+		if _, bad := badRev.Load(body.Revision); bad {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+
+	// The Git repository: a bare "remote" served over smart HTTP, and a clone.
+	bare, clone := filepath.Join(work, "deploy.git"), filepath.Join(work, "deploy")
+	if _, err := git(work, "init", "-q", "--bare", "-b", "main", bare); err != nil {
+		return err
+	}
+	git(bare, "config", "http.receivepack", "true")
+	if _, err := git(work, "clone", "-q", bare, clone); err != nil {
+		return err
+	}
+	src := filepath.Join(root, "examples", "releases", "demo", "canary")
+	dst := filepath.Join(clone, "releases", "demo", "canary")
+	os.MkdirAll(dst, 0o755)
+	for _, f := range []string{"kustomization.yaml", "deployment.yaml", "service.yaml", "route.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return err
+		}
+		os.WriteFile(filepath.Join(dst, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dst, "release.yaml"), []byte(strings.Replace(release, "SMOKE_URL", "http://"+smoke.Addr().String()+"/smoke", 1)), 0o644)
+	git(clone, "add", "-A")
+	git(clone, "commit", "-q", "-m", "add the canary release")
+	if _, err := git(clone, "push", "-q", "origin", "main"); err != nil {
+		return err
+	}
+	execPath, _ := exec.Command("git", "--exec-path").Output()
+	backend := &cgi.Handler{Path: strings.TrimSpace(string(execPath)) + "/git-http-backend",
+		Env: []string{"GIT_PROJECT_ROOT=" + work, "GIT_HTTP_EXPORT_ALL=1"}, Stderr: io.Discard}
+	gitL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(gitL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "demo" || p != "demo-token" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	repoURL := "http://" + gitL.Addr().String() + "/deploy.git"
+	pw := filepath.Join(work, "token")
+	os.WriteFile(pw, []byte("demo-token"), 0o600)
+	say("git repository served at %s (basic auth)", repoURL)
+
+	// The agent, as a separate process, the way people run it.
+	agentLog, _ := os.Create(filepath.Join(work, "agent.log"))
+	agent := exec.Command(sluice, "agent", "--repo", repoURL, "--git-username", "demo", "--git-password-file", pw,
+		"--kubeconfig", cluster.Kubeconfig, "--interval", "1s", "--listen", "127.0.0.1:0",
+		"--cache-dir", filepath.Join(work, "cache"), "--log-format", "json")
+	agent.Stdout, agent.Stderr = agentLog, agentLog
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		agent.Process.Signal(syscall.SIGTERM)
+		agent.Wait()
+	}()
+	say("sluice agent started (pid %d)", agent.Process.Pid)
+
+	// Print the agent's transitions as they land on the status branch.
+	w := &watcher{bare: bare}
+	go w.follow(ctx)
+
+	phase := func(want ...string) error { return w.waitPhase(ctx, 90*time.Second, want...) }
+	if err := phase("Succeeded"); err != nil {
+		return dump(err, agentLog.Name())
+	}
+	say("first version installed; now a pull request bumps the image")
+	bump := func(tag, msg string) (string, error) {
+		b, _ := os.ReadFile(filepath.Join(dst, "deployment.yaml"))
+		s := string(b)
+		for _, old := range []string{"6.7.0", "6.7.1", "6.7.2"} {
+			s = strings.ReplaceAll(s, "podinfo:"+old, "podinfo:"+tag)
+		}
+		os.WriteFile(filepath.Join(dst, "deployment.yaml"), []byte(s), 0o644)
+		git(clone, "commit", "-q", "-am", msg)
+		if _, err := git(clone, "push", "-q", "origin", "main"); err != nil {
+			return "", err
+		}
+		return git(clone, "rev-parse", "HEAD")
+	}
+	if _, err := bump("6.7.1", "bump podinfo to 6.7.1"); err != nil {
+		return err
+	}
+	if err := w.waitMessage(ctx, 90*time.Second, `gate "qa"`); err != nil {
+		return dump(err, agentLog.Name())
+	}
+	say("$ sluice approve demo/canary qa --push")
+	out, err = exec.Command(sluice, "approve", "demo/canary", "qa", "--push", "-C", clone).CombinedOutput()
+	fmt.Print(indent(string(out)))
+	if err != nil {
+		return fmt.Errorf("sluice approve: %v", err)
+	}
+	if err := phase("Succeeded"); err != nil {
+		return dump(err, agentLog.Name())
+	}
+	say("6.7.1 promoted; now 6.7.2, whose smoke check fails")
+	git(clone, "pull", "-q", "--rebase", "origin", "main")
+	bad, err := bump("6.7.2", "bump podinfo to 6.7.2")
+	if err != nil {
+		return err
+	}
+	badRev.Store(bad, true)
+	if err := phase("Aborted"); err != nil {
+		return dump(err, agentLog.Name())
+	}
+	say("6.7.2 aborted: traffic back on 6.7.1, the canary deleted")
+	time.Sleep(500 * time.Millisecond)
+
+	fmt.Println()
+	say("$ sluice history demo/canary")
+	out, _ = exec.Command(sluice, "history", "demo/canary", "-C", clone).CombinedOutput()
+	fmt.Print(indent(string(out)))
+	say("$ git log --oneline sluice/status")
+	out, _ = exec.Command("git", "-C", bare, "log", "--oneline", "sluice/status").CombinedOutput()
+	fmt.Print(indent(string(out)))
+	say("$ git log --oneline main")
+	out, _ = exec.Command("git", "-C", bare, "log", "--oneline", "main").CombinedOutput()
+	fmt.Print(indent(string(out)))
+	say("demo done in %s", time.Since(start).Round(time.Second))
+	return nil
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("        " + l + "\n")
+	}
+	return b.String()
+}
+
+func dump(err error, logFile string) error {
+	b, _ := os.ReadFile(logFile)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return fmt.Errorf("%w\nagent log (tail):\n%s", err, strings.Join(lines, "\n"))
+}
+
+// watcher follows the status branch of the bare repository.
+type watcher struct {
+	bare string
+	mu   sync.Mutex
+	last struct{ phase, message string }
+	seen int
+}
+
+func (w *watcher) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		out, err := git(w.bare, "log", "--reverse", "--format=%(trailers:key=Sluice-Release,valueonly,separator=)|%(trailers:key=Sluice-Phase,valueonly,separator=)|%(trailers:key=Sluice-Step,valueonly,separator=)|%(trailers:key=Sluice-Weight,valueonly,separator=)|%s", "sluice/status")
+		if err == nil && out != "" {
+			lines := strings.Split(out, "\n")
+			w.mu.Lock()
+			for _, l := range lines[w.seen:] {
+				f := strings.SplitN(l, "|", 5)
+				if len(f) == 5 {
+					say("%-12s %-11s step %-2s weight %-3s  %s", f[0], f[1], f[2], f[3], strings.TrimPrefix(f[4], "sluice: "+f[0]+" "))
+					w.last.phase, w.last.message = f[1], f[4]
+				}
+			}
+			w.seen = len(lines)
+			w.mu.Unlock()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (w *watcher) waitFor(ctx context.Context, timeout time.Duration, what string, ok func(phase, msg string) bool) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.mu.Lock()
+		p, m := w.last.phase, w.last.message
+		w.mu.Unlock()
+		if ok(p, m) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+}
+
+func (w *watcher) waitPhase(ctx context.Context, timeout time.Duration, want ...string) error {
+	w.mu.Lock()
+	w.last.phase = ""
+	w.mu.Unlock()
+	return w.waitFor(ctx, timeout, "phase "+strings.Join(want, "/"), func(p, _ string) bool {
+		for _, x := range want {
+			if p == x {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func (w *watcher) waitMessage(ctx context.Context, timeout time.Duration, sub string) error {
+	return w.waitFor(ctx, timeout, sub, func(_, m string) bool { return strings.Contains(m, sub) })
+}
