@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -81,9 +80,9 @@ func (c *clone) canaryRevision(release string) (string, error) {
 	return st.Canary.Revision, nil
 }
 
-// edit changes the release file through its YAML nodes (comments and
-// layout kept), refuses an invalid result, commits, and pushes if asked.
-func (c *clone) edit(ctx context.Context, release, message string, push bool, change func(spec *yaml.Node) error) (string, error) {
+// edit changes the release file by lines (comments and layout kept),
+// refuses an invalid result, commits, and pushes if asked.
+func (c *clone) edit(ctx context.Context, release, message string, push bool, change func(e *yamlEdit) error) (string, error) {
 	file, err := c.releaseFile(release)
 	if err != nil {
 		return "", err
@@ -93,21 +92,14 @@ func (c *clone) edit(ctx context.Context, release, message string, push bool, ch
 	if err != nil {
 		return "", err
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return "", fmt.Errorf("%s: %v", file, err)
+	e, err := newYAMLEdit(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", file, err)
 	}
-	spec := mapGet(doc.Content[0], "spec", true)
-	if err := change(spec); err != nil {
+	if err := change(e); err != nil {
 		return "", err
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return "", err
-	}
-	out := buf.Bytes()
+	out := e.bytes()
 	// Refuse what the agent would refuse: the same parse and render.
 	if err := validateEdit(ctx, c.dir, file, out); err != nil {
 		return "", fmt.Errorf("refusing the change, the result is invalid:\n%w", err)
@@ -147,41 +139,17 @@ func validateEdit(ctx context.Context, dir, file string, data []byte) error {
 	return err
 }
 
-// mapGet returns the value node of key in mapping m, creating an empty
-// mapping when create is set and the key is missing.
-func mapGet(m *yaml.Node, key string, create bool) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	if !create {
-		return nil
-	}
-	v := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
-	return v
-}
-
-func mapSet(m *yaml.Node, key string, v *yaml.Node) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			v.HeadComment, v.LineComment = m.Content[i+1].HeadComment, m.Content[i+1].LineComment
-			m.Content[i+1] = v
-			return
-		}
-	}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
-}
-
-func str(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
-
-func flowMap(kv ...string) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+// flow writes key/value pairs as a one-line YAML flow mapping.
+func flow(kv ...string) string {
+	var parts []string
 	for i := 0; i+1 < len(kv); i += 2 {
-		n.Content = append(n.Content, str(kv[i]), str(kv[i+1]))
+		v := kv[i+1]
+		if strings.ContainsAny(v, ":{}[],#&*!|>'\"%@`") || strings.TrimSpace(v) != v {
+			v = strconv.Quote(v)
+		}
+		parts = append(parts, kv[i]+": "+v)
 	}
-	return n
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 type verbFlags struct {
@@ -223,14 +191,16 @@ It never touches the cluster; --push pushes the commit.`,
 				return &exitError{code: 1, msg: err.Error()}
 			}
 			gate := args[1]
-			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("approve gate %s for %s at %s", gate, args[0], rev[:7]), f.push, func(spec *yaml.Node) error {
-				approved := mapGet(mapGet(spec, "gates", true), "approved", false)
-				if approved == nil {
-					approved = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-					mapSet(mapGet(spec, "gates", true), "approved", approved)
+			if file, err := c.releaseFile(args[0]); err == nil {
+				if data, err := os.ReadFile(filepath.Join(c.dir, file)); err == nil {
+					if p, err := v1alpha1.ParseRelease(file, data); err == nil && p.Release.Spec.Gates.Passed(gate, rev) {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s is already approved for %s at %s; nothing to commit\n", gate, args[0], rev[:7])
+						return nil
+					}
 				}
-				approved.Content = append(approved.Content, flowMap("gate", gate, "revision", rev[:7]))
-				return nil
+			}
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("approve gate %s for %s at %s", gate, args[0], rev[:7]), f.push, func(e *yamlEdit) error {
+				return e.appendItem(flow("gate", gate, "revision", rev[:7]), "spec", "gates", "approved")
 			})
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
@@ -256,13 +226,12 @@ func newAbortCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
 			}
-			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("abort %s at %s: %s", args[0], rev[:7], reason), f.push, func(spec *yaml.Node) error {
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("abort %s at %s: %s", args[0], rev[:7], reason), f.push, func(e *yamlEdit) error {
 				kv := []string{"revision", rev[:7]}
 				if reason != "" {
 					kv = append(kv, "reason", reason)
 				}
-				mapSet(spec, "abort", flowMap(kv...))
-				return nil
+				return e.set(flow(kv...), "spec", "abort")
 			})
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
@@ -289,13 +258,12 @@ func newPromoteCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
 			}
-			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("promote %s at %s", args[0], rev[:7]), f.push, func(spec *yaml.Node) error {
-				n := flowMap("revision", rev[:7])
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("promote %s at %s", args[0], rev[:7]), f.push, func(e *yamlEdit) error {
+				v := flow("revision", rev[:7])
 				if force {
-					n.Content = append(n.Content, str("force"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+					v = strings.TrimSuffix(v, "}") + ", force: true}"
 				}
-				mapSet(spec, "promote", n)
-				return nil
+				return e.set(v, "spec", "promote")
 			})
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
@@ -321,13 +289,11 @@ func newSetWeightCommand() *cobra.Command {
 				return &exitError{code: 1, msg: fmt.Sprintf("weight %q: want a whole number from 0 to 100", args[1])}
 			}
 			c := f.clone()
-			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("set %s canary weight to %d", args[0], w), f.push, func(spec *yaml.Node) error {
-				canary := mapGet(mapGet(spec, "strategy", false), "canary", false)
-				if canary == nil || mapGet(canary, "steps", false) != nil {
+			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("set %s canary weight to %d", args[0], w), f.push, func(e *yamlEdit) error {
+				if m, idx, _ := e.find("spec", "strategy", "canary", "steps"); m == nil || idx >= 0 {
 					return errors.New("set-weight is for manual mode: spec.strategy.canary with weight and no steps")
 				}
-				mapSet(canary, "weight", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(w)})
-				return nil
+				return e.set(strconv.Itoa(w), "spec", "strategy", "canary", "weight")
 			})
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
