@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -45,6 +46,7 @@ type Agent struct {
 	ready   atomic.Bool
 	mu      sync.Mutex
 	seen    map[string]seenRelease
+	notify *notifier
 	// pending holds each release's status with the check measurements of
 	// the current step, which are not committed on every tick: only
 	// transitions are. It is used while Git's status is the same step.
@@ -95,8 +97,13 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
 	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
-		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{}}, nil
+		notify: newNotifier(opts.NotifyURLs, cs, log),
+		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{}}, nil
 }
 
 func hash(s string) uint32 {
@@ -190,6 +197,7 @@ func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
 // Run polls on the interval until ctx ends, waking early for timers and,
 // for a local repository, for commits.
 func (a *Agent) Run(ctx context.Context) error {
+	go a.notify.run(ctx)
 	watch, err := a.src.Watch(ctx)
 	if err != nil {
 		a.log.Warn("watch failed; polling only", zap.Error(err))

@@ -176,6 +176,11 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			out.wakeAt = a.now()
 			plan.WakeAt = out.wakeAt
 			a.metrics.transitions.WithLabelValues(out.id, string(plan.Status.Phase)).Inc()
+			a.notify.send(transitionEvent{
+				n: Notification{Release: out.id, Phase: plan.Status.Phase, PreviousPhase: in.Status.Phase, Step: plan.Status.Step,
+					Weight: plan.Status.Weight, Revision: specHead.String(), Message: plan.Status.Message, Time: a.now()},
+				namespace: rel.Metadata.Namespace, workload: rel.Spec.Workload.Name, reason: "Sluice" + string(plan.Status.Phase),
+			})
 			log.Info("transition", zap.String("phase", string(plan.Status.Phase)), zap.Int32("step", plan.Status.Step),
 				zap.Int32("weight", plan.Status.Weight), zap.String("subject", subject))
 		} else {

@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// Notification is what a webhook receives on a phase change.
+type Notification struct {
+	Release       string         `json:"release"`
+	Phase         v1alpha1.Phase `json:"phase"`
+	PreviousPhase v1alpha1.Phase `json:"previousPhase"`
+	Step          int32          `json:"step"`
+	Weight        int32          `json:"weight"`
+	Revision      string         `json:"revision"`
+	Message       string         `json:"message"`
+	Time          time.Time      `json:"time"`
+}
+
+// transitionEvent is one committed transition to announce.
+type transitionEvent struct {
+	n         Notification
+	namespace string
+	workload  string
+	reason    string
+}
+
+// notifier delivers Events and webhooks from its own goroutine, so the loop
+// never waits on them; when its queue is full, new ones are dropped and
+// logged.
+type notifier struct {
+	urls   []string
+	client *http.Client
+	cs     kubernetes.Interface
+	log    *zap.Logger
+	queue  chan transitionEvent
+}
+
+func newNotifier(urls []string, cs kubernetes.Interface, log *zap.Logger) *notifier {
+	return &notifier{urls: urls, client: &http.Client{Timeout: 10 * time.Second}, cs: cs, log: log, queue: make(chan transitionEvent, 256)}
+}
+
+func (n *notifier) send(e transitionEvent) {
+	select {
+	case n.queue <- e:
+	default:
+		n.log.Warn("notification queue full; dropped", zap.String("release", e.n.Release))
+	}
+}
+
+func (n *notifier) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-n.queue:
+			n.event(ctx, e)
+			if e.n.Phase != e.n.PreviousPhase {
+				for _, u := range n.urls {
+					n.post(ctx, u, e.n)
+				}
+			}
+		}
+	}
+}
+
+// event records a Kubernetes Event on the release's workload.
+func (n *notifier) event(ctx context.Context, e transitionEvent) {
+	if n.cs == nil {
+		return
+	}
+	now := metav1.NewTime(e.n.Time)
+	typ := corev1.EventTypeNormal
+	if e.n.Phase == v1alpha1.PhaseAborted || e.n.Phase == v1alpha1.PhaseFailed || e.n.Phase == v1alpha1.PhaseRolledBack {
+		typ = corev1.EventTypeWarning
+	}
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: e.workload + ".sluice-", Namespace: e.namespace},
+		InvolvedObject: corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: e.namespace, Name: e.workload},
+		Reason:         e.reason,
+		Message:        fmt.Sprintf("%s step %d weight %d: %s", e.n.Phase, e.n.Step, e.n.Weight, e.n.Message),
+		Type:           typ,
+		Source:         corev1.EventSource{Component: "sluice"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}
+	if _, err := n.cs.CoreV1().Events(e.namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		n.log.Warn("event not recorded", zap.String("release", e.n.Release), zap.Error(err))
+	}
+}
+
+// post delivers one notification, retrying three times with backoff. Slack
+// incoming-webhook URLs get Slack's {"text": ...} shape.
+func (n *notifier) post(ctx context.Context, url string, msg Notification) {
+	var body []byte
+	if strings.Contains(url, "hooks.slack.com") || strings.Contains(url, "/slack") {
+		body, _ = json.Marshal(map[string]string{"text": fmt.Sprintf("*%s* %s → %s (step %d, weight %d, %s): %s",
+			msg.Release, msg.PreviousPhase, msg.Phase, msg.Step, msg.Weight, shortRev(msg.Revision), msg.Message)})
+	} else {
+		body, _ = json.Marshal(msg)
+	}
+	backoff := 500 * time.Millisecond
+	for attempt := 1; attempt <= 3; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			n.log.Warn("notification URL invalid", zap.Error(err))
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := n.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				return
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		n.log.Warn("notification failed", zap.String("release", msg.Release), zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func shortRev(r string) string {
+	if len(r) > 7 {
+		return r[:7]
+	}
+	return r
+}
