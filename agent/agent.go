@@ -46,7 +46,7 @@ type Agent struct {
 	ready   atomic.Bool
 	mu      sync.Mutex
 	seen    map[string]seenRelease
-	notify *notifier
+	notify  *notifier
 	// pending holds each release's status with the check measurements of
 	// the current step, which are not committed on every tick: only
 	// transitions are. It is used while Git's status is the same step.
