@@ -3,7 +3,11 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
@@ -50,8 +54,13 @@ type Manager struct {
 	opts   Options
 }
 
+// quietControllerRuntime silences controller-runtime's complaint that no
+// logger was set: this package returns errors instead of logging.
+var quietControllerRuntime sync.Once
+
 // New connects a Manager to the cluster of cfg.
 func New(cfg *rest.Config, opts Options) (*Manager, error) {
+	quietControllerRuntime.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err

@@ -64,15 +64,21 @@ func TestApproveCommitsAndKeepsComments(t *testing.T) {
 	if gitserver.Git(t, repo.Bare, "rev-parse", "main") != before {
 		t.Error("approve pushed without --push")
 	}
+	// Approving again changes nothing.
+	head := gitserver.Git(t, repo.Work, "rev-parse", "HEAD")
+	if out, _, code := run(t, repo.Work, "approve", "demo/canary", "qa"); code != 0 || !strings.Contains(out, "already approved") || gitserver.Git(t, repo.Work, "rev-parse", "HEAD") != head {
+		t.Errorf("a second approval: exit %d %s", code, out)
+	}
 	// --push pushes; an unknown gate is refused by the typo guard and
 	// nothing is committed.
+	gitserver.Git(t, repo.Work, "reset", "-q", "--hard", "HEAD^")
 	if _, errs, code := run(t, repo.Work, "approve", "demo/canary", "qa", "--push"); code != 0 {
 		t.Fatalf("approve --push: %s", errs)
 	}
 	if gitserver.Git(t, repo.Bare, "rev-parse", "main") != gitserver.Git(t, repo.Work, "rev-parse", "HEAD") {
 		t.Error("--push did not push")
 	}
-	head := gitserver.Git(t, repo.Work, "rev-parse", "HEAD")
+	head = gitserver.Git(t, repo.Work, "rev-parse", "HEAD")
 	_, errs, code = run(t, repo.Work, "approve", "demo/canary", "q-a")
 	if code != 1 || !strings.Contains(errs, `no pause step names the gate "q-a"`) || gitserver.Git(t, repo.Work, "rev-parse", "HEAD") != head {
 		t.Errorf("unknown gate: exit %d %s", code, errs)
