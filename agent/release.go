@@ -187,6 +187,11 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			out.failed = true
 			return out // not remembered: the next pass decides again
 		}
+		if plan.RevertFiles && plan.Status.Stable != nil {
+			if err := a.revertFiles(ctx, p, plan.Status.Stable.Revision); err != nil {
+				log.Error("reverting the release's files failed", zap.Error(err))
+			}
+		}
 	}
 	a.setPending(out.id, plan)
 	a.remember(out.id, fmt.Sprintf("%s|%s|%s|%+v", key, specHead, statusKey(plan.Status), in.Observed), plan.WakeAt)
