@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -101,9 +102,12 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
+	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
 		notify: newNotifier(opts.NotifyURLs, cs, log),
-		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{}}, nil
+		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{}}
+	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},
+		func() float64 { return float64(ag.renderer.Hits()) }))
+	return ag, nil
 }
 
 func hash(s string) uint32 {
@@ -130,6 +134,7 @@ type PassResult struct {
 func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
 	start := time.Now()
 	defer func() { a.metrics.passDuration.Observe(time.Since(start).Seconds()) }()
+	gitStart := time.Now()
 	heads, err := a.src.Heads(ctx)
 	a.metrics.gitPolls.Inc()
 	if err != nil {
@@ -159,6 +164,7 @@ func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
 			}
 		}
 	}
+	a.metrics.gitFetch.Observe(time.Since(gitStart).Seconds())
 	files, err := specTree.ReleaseFiles(a.opts.Path)
 	if err != nil {
 		return nil, err

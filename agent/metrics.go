@@ -19,6 +19,8 @@ type metrics struct {
 	checks       *prometheus.CounterVec
 	phase        *prometheus.GaugeVec
 	weight       *prometheus.GaugeVec
+	gitFetch     prometheus.Histogram
+	render       prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -32,7 +34,10 @@ func newMetrics() *metrics {
 		checks:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_check_results_total", Help: "Check measurements, by outcome."}, []string{"release", "check", "outcome"}),
 		phase:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_phase", Help: "1 for the release's current phase."}, []string{"release", "phase"}),
 		weight:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_weight", Help: "The canary's traffic weight."}, []string{"release"}),
+		gitFetch:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_git_fetch_duration_seconds", Help: "Duration of ls-remote plus fetches of a pass.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		render:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_render_duration_seconds", Help: "Duration of a release's render (a cache hit included).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
+	m.reg.MustRegister(m.gitFetch, m.render)
 	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,5 +80,50 @@ func TestNotificationsAndEvents(t *testing.T) {
 	}
 	if !reasons["SluiceProgressing"] || !reasons["SluiceSucceeded"] {
 		t.Errorf("events on the workload: %v", reasons)
+	}
+}
+
+// TestMetricsAndProbes: /healthz, /readyz after the first pass, and the
+// metrics a pass produces.
+func TestMetricsAndProbes(t *testing.T) {
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling"), nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.agent.Serve(ctx, l)
+	base := "http://" + l.Addr().String()
+	get := func(p string) (int, string) {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, _ := get("/readyz"); code != 503 {
+		t.Errorf("/readyz before the first pass = %d", code)
+	}
+	e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz after a pass = %d", code)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{
+		`sluice_release_phase{phase="Succeeded",release="` + e.ns + `/rolling"} 1`,
+		`sluice_transitions_total{phase="Succeeded",release="` + e.ns + `/rolling"} 1`,
+		`sluice_apply_objects_total{action="created"}`,
+		"sluice_git_polls_total", "sluice_reconcile_duration_seconds_count", "sluice_render_cache_hits_total",
+		"sluice_status_commits_total 2",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -53,7 +53,9 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		a.log.Error("status unreadable", zap.String("file", statusFile), zap.Error(err))
 	}
 	key := specTree.TreeHash(dir).String()
+	renderStart := time.Now()
 	p, head, err := a.renderer.Load(ctx, specTree, "/", file, key)
+	a.metrics.render.Observe(time.Since(renderStart).Seconds())
 	if err != nil {
 		out.failed = true
 		var list v1alpha1.ErrorList

@@ -431,3 +431,53 @@ func TestInstallAndRolling(t *testing.T) {
 		t.Errorf("a rolled-back version was retried: %+v", p.Status)
 	}
 }
+
+func TestCheckEdgeCases(t *testing.T) {
+	steps := `    canary:
+      steps:
+      - check: [ok]
+      - setWeight: 10
+      - check: [ok]
+      - setWeight: 50
+      - check: [ok]
+      - setWeight: 100`
+	incl := `  - name: flaky
+    webhook: {url: "http://x"}
+    count: 3
+    inconclusiveLimit: 1
+`
+	r := release(t, steps, "")
+	fail2 := []Measurement{{Check: "ok", Outcome: Fail, Value: "500"}}
+	for _, step := range []int32{0, 2, 4} { // first, middle and last check step
+		st := inflight(step, 10, v1alpha1.PhaseProgressing, 0)
+		st.Checks = []v1alpha1.CheckState{{Name: "ok", Failed: 1}}
+		in := input(r, st, 10*time.Second)
+		in.Results = fail2
+		if p := Next(in); p.Status.Phase != v1alpha1.PhaseAborted || p.Route.Weight != 0 || p.Canary {
+			t.Errorf("check failing at step %d: %s %+v", step, p.Status.Phase, p.Route)
+		}
+	}
+	// Inconclusive results have their own limit.
+	ri := release(t, "    canary:\n      steps:\n      - check: [flaky]\n      - setWeight: 100", incl)
+	st := inflight(0, 0, v1alpha1.PhaseProgressing, 0)
+	in := input(ri, st, 0)
+	in.Results = []Measurement{{Check: "flaky", Outcome: Inconclusive, Value: "empty result"}}
+	p := Next(in)
+	if p.Status.Phase == v1alpha1.PhaseAborted || p.Status.Checks[0].Inconclusive != 1 {
+		t.Fatalf("one inconclusive within the limit: %+v", p.Status)
+	}
+	in = input(ri, p.Status, 30*time.Second)
+	in.Results = []Measurement{{Check: "flaky", Outcome: Inconclusive, Value: "NaN"}}
+	if p = Next(in); p.Status.Phase != v1alpha1.PhaseAborted || !strings.Contains(p.Status.Message, "inconclusive 2 times") {
+		t.Errorf("over the inconclusive limit: %s %s", p.Status.Phase, p.Status.Message)
+	}
+	// A gate whose approval is removed while waiting keeps waiting.
+	approved := release(t, canarySteps, "  gates:\n    approved:\n    - {gate: qa, revision: 2222222}\n")
+	p = Next(input(approved, inflight(6, 25, v1alpha1.PhasePaused, 0), 0))
+	if p.Status.Step != 7 {
+		t.Fatalf("approved gate did not pass: %+v", p.Status)
+	}
+	if p = Next(input(release(t, canarySteps, ""), inflight(6, 25, v1alpha1.PhasePaused, 0), time.Hour)); p.Status.Step != 6 || p.Status.Phase != v1alpha1.PhasePaused {
+		t.Errorf("gate with the approval removed: %+v", p.Status)
+	}
+}
