@@ -82,7 +82,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		URL: opts.Repo, Branch: opts.Branch, StatusBranch: opts.StatusBranch, Dir: opts.CacheDir,
 		Username: opts.GitUsername, PasswordFile: opts.GitPasswordFile,
 		SSHKeyFile: opts.SSHKeyFile, KnownHostsFile: opts.KnownHostsFile,
-		AuthorName: name, AuthorEmail: email,
+		AuthorName: name, AuthorEmail: email, SigningKeyFile: opts.SigningKeyFile,
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ type Options struct {
 	SSHKeyFile         string
 	KnownHostsFile     string
 	Author             string
+	SigningKeyFile     string
 	Listen             string
 	LeaderElect        bool
 	LeaderElectNS      string
@@ -49,6 +50,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTP(S) password or token")
 	fs.StringVar(&o.SSHKeyFile, "ssh-key-file", "", "SSH private key file")
 	fs.StringVar(&o.KnownHostsFile, "known-hosts-file", "", "known_hosts file; SSH host keys are always checked")
+	fs.StringVar(&o.SigningKeyFile, "signing-key-file", "", "SSH private key to sign the agent's commits with (Git's gpg.format=ssh)")
 	fs.StringVar(&o.Author, "author", "sluice <sluice@localhost>", "author of the agent's commits")
 	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")

@@ -165,6 +165,11 @@ func (s *Source) makeCommit(parent plumbing.Hash, spec *CommitSpec) (plumbing.Ha
 	now := time.Now()
 	sig := object.Signature{Name: s.opts.AuthorName, Email: s.opts.AuthorEmail, When: now}
 	c := &object.Commit{Author: sig, Committer: sig, Message: spec.Message, TreeHash: newTree, ParentHashes: parents}
+	if s.signer != nil {
+		if err := s.signer.signCommit(c); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
 	obj := st.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err

@@ -51,6 +51,10 @@ type Options struct {
 	// AuthorName and AuthorEmail sign the agent's commits.
 	AuthorName  string
 	AuthorEmail string
+	// SigningKeyFile, when set, SSH-signs every commit (Git's
+	// gpg.format=ssh), with SigningKeyPassphraseFile if the key has one.
+	SigningKeyFile           string
+	SigningKeyPassphraseFile string
 }
 
 // Source is one repository kept on disk. Methods are safe for concurrent
@@ -60,6 +64,7 @@ type Source struct {
 	url     string
 	auth    transport.AuthMethod
 	secrets []string
+	signer  *sshSigner
 
 	mu   sync.RWMutex
 	repo *git.Repository
@@ -90,6 +95,11 @@ func Open(opts Options) (*Source, error) {
 	s.url = u
 	if err := s.setupAuth(); err != nil {
 		return nil, err
+	}
+	if opts.SigningKeyFile != "" {
+		if s.signer, err = loadSigner(opts.SigningKeyFile, opts.SigningKeyPassphraseFile); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.initRepo(); err != nil {
 		return nil, err
