@@ -300,3 +300,20 @@ func (w *world) sluice(args ...string) string {
 	}
 	return string(out)
 }
+
+func yamlUnmarshal(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := yaml.Unmarshal([]byte(s), v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

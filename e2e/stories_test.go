@@ -189,7 +189,7 @@ func TestFailedCheckAndRevert(t *testing.T) {
 	app.SetErrorPercent("canary-canary", 50)
 	w.commit("canary", "bump to a bad version", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.2")})
 	st = w.waitStatus("canary", 120*time.Second, "aborted", phaseIs(v1alpha1.PhaseAborted))
-	if !strings.Contains(st.Message, "success-rate") {
+	if !strings.Contains(st.Message, "check success-rate failed") {
 		t.Errorf("abort message: %s", st.Message)
 	}
 	if wt := w.weights("canary"); wt["canary-canary"] != 0 || len(wt) != 1 {

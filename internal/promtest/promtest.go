@@ -5,10 +5,12 @@
 package promtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,17 +80,27 @@ scrape_configs:
 		}
 	})
 	s := &Server{URL: "http://" + addr, dir: dir}
-	deadline := time.Now().Add(30 * time.Second)
+	// Ready, and every target scraped once: Prometheus applies scrape
+	// targets with a throttle of about five seconds after it starts.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(s.URL + "/-/ready")
+		resp, err := http.Get(s.URL + "/api/v1/query?query=" + url.QueryEscape("count(up == 1)"))
 		if err == nil {
+			var r struct {
+				Data struct {
+					Result []struct {
+						Value []any `json:"value"`
+					} `json:"result"`
+				} `json:"data"`
+			}
+			json.NewDecoder(resp.Body).Decode(&r)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if len(r.Data.Result) == 1 && len(r.Data.Result[0].Value) == 2 && r.Data.Result[0].Value[1] == fmt.Sprint(len(targets)) {
 				return s
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready at %s", s.URL)
+			t.Fatalf("prometheus at %s did not scrape its %d targets within a minute", s.URL, len(targets))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
+)
+
+// gated is the canary example with short pauses, no Prometheus, and the qa
+// gate approved in advance for any revision given.
+func gatedCanary(w *world) {
+	w.t.Helper()
+	rel := w.file("canary", "release.yaml")
+	rel = strings.Replace(rel, "      - check: [success-rate]\n", "", 1)
+	w.commit("canary", "no metric check for this story", map[string]string{"release.yaml": rel})
+}
+
+// Scenario 13 — two agents with leader election: the leader is killed, the
+// follower takes over within the lease and finishes the canary.
+func TestTwoAgentsLeaderElection(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, []string{"canary"}, "duration: 30s", "duration: 5s")
+	gatedCanary(w)
+	lease := cluster.Namespace(t)
+	a1 := w.start("--leader-elect", "--leader-elect-namespace", lease)
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	a2 := w.start("--leader-elect", "--leader-elect-namespace", lease, "--cache-dir", filepath.Join(t.TempDir(), "c2"))
+	leader, follower := a1, a2
+	if !a1.has("leading") {
+		leader, follower = a2, a1
+	}
+	rev := w.commit("canary", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.1")})
+	w.waitStatus("canary", 60*time.Second, "canary paused", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Canary != nil && s.Canary.Revision == rev && s.Phase == v1alpha1.PhasePaused
+	})
+	leader.cmd.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	// Approve the gate; only the new leader can act on it.
+	w.sluice("approve", w.ns+"/canary", "qa", "--push")
+	waitFor(t, 40*time.Second, "the follower to lead", func() bool { return follower.has("\tleading") })
+	t.Logf("follower leading %s after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
+	w.waitStatus("canary", 60*time.Second, "promoted by the new leader", phaseIs(v1alpha1.PhaseSucceeded))
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Scenario 9 — people racing the agent (status next to the spec): a loop
+// pushes unrelated commits while a canary runs; every human commit stays,
+// nothing is forced, the canary completes.
+func TestHumansRacingTheAgent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, []string{"canary"}, "duration: 30s", "duration: 2s")
+	gatedCanary(w)
+	w.start("--status-branch", "main")
+	status := func() v1alpha1.ReleaseStatus {
+		out, err := gitserver.GitErr(w.repo.Bare, "show", "main:releases/"+w.ns+"/canary/status.yaml")
+		var st v1alpha1.ReleaseStatus
+		if err == nil {
+			yamlUnmarshal(t, out, &st)
+		}
+		return st
+	}
+	waitFor(t, 60*time.Second, "install", func() bool { return status().Phase == v1alpha1.PhaseSucceeded })
+	human := filepath.Join(t.TempDir(), "human")
+	gitserver.Git(t, filepath.Dir(human), "clone", "-q", w.repo.Bare, "human")
+	// push commits files in a clone and pushes, rebasing on rejection, as
+	// people do; each person has a clone of their own.
+	pushFrom := func(clone string, files map[string]string, msg string) {
+		for p, c := range files {
+			writeFile(t, filepath.Join(clone, p), c)
+		}
+		gitserver.Git(t, clone, "add", "-A")
+		gitserver.Git(t, clone, "commit", "-q", "-m", msg)
+		for {
+			if _, err := gitserver.GitErr(clone, "push", "-q", "origin", "HEAD:main"); err == nil {
+				return
+			}
+			if out, err := gitserver.GitErr(clone, "pull", "-q", "--rebase", "origin", "main"); err != nil {
+				t.Errorf("pull: %v %s", err, out)
+				return
+			}
+		}
+	}
+	push := func(files map[string]string, msg string) { pushFrom(human, files, msg) }
+	gitserver.Git(t, human, "pull", "-q", "--rebase", "origin", "main")
+	dep, _ := gitserver.GitErr(human, "show", "HEAD:releases/"+w.ns+"/canary/deployment.yaml")
+	push(map[string]string{"releases/" + w.ns + "/canary/deployment.yaml": bumpImage(dep, "6.7.1")}, "bump")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		n := 0
+		for ctx.Err() == nil {
+			push(map[string]string{fmt.Sprintf("docs/note-%d.md", n): "note\n"}, fmt.Sprintf("human %d", n))
+			n++
+			time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+		}
+		done <- n
+	}()
+	var mains []string
+	waitFor(t, 90*time.Second, "the gate", func() bool {
+		if h := w.repo.Head(t, "main"); h != "" {
+			mains = append(mains, h)
+		}
+		st := status()
+		return st.Canary != nil && st.Phase == v1alpha1.PhasePaused && strings.Contains(st.Message, "qa")
+	})
+	approver := filepath.Join(t.TempDir(), "approver")
+	gitserver.Git(t, filepath.Dir(approver), "clone", "-q", w.repo.Bare, "approver")
+	rel, _ := gitserver.GitErr(approver, "show", "HEAD:releases/"+w.ns+"/canary/release.yaml")
+	// Approvals name the canary revision status.yaml gives (with people
+	// pushing, it may be a later commit than the bump).
+	canaryRev := status().Canary.Revision
+	pushFrom(approver, map[string]string{"releases/" + w.ns + "/canary/release.yaml": rel + "\n  gates:\n    approved:\n    - {gate: qa, revision: " + canaryRev[:7] + "}\n"}, "approve qa")
+	waitFor(t, 90*time.Second, "promotion", func() bool {
+		if h := w.repo.Head(t, "main"); h != "" {
+			mains = append(mains, h)
+		}
+		return status().Phase == v1alpha1.PhaseSucceeded && status().Stable.Revision != "" && status().Canary == nil && len(mains) > 0
+	})
+	cancel()
+	n := <-done
+	log := gitserver.Git(t, w.repo.Bare, "log", "--format=%s", "main")
+	for i := range n {
+		if !strings.Contains(log+"\n", fmt.Sprintf("human %d\n", i)) {
+			t.Errorf("human commit %d is missing", i)
+		}
+	}
+	for _, m := range mains {
+		if _, err := gitserver.GitErr(w.repo.Bare, "merge-base", "--is-ancestor", m, "main"); err != nil {
+			t.Fatalf("main was at %s, no longer an ancestor: something was forced", m)
+		}
+	}
+	t.Logf("%d human commits raced %d agent commits", n, strings.Count(log, "sluice: "))
+}
