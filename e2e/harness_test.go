@@ -50,6 +50,7 @@ const password = "e2e-password"
 // the agents it runs, and clients to look at the cluster.
 type world struct {
 	t    *testing.T
+	cl   *testcluster.Cluster
 	ns   string
 	repo *gitserver.Repo
 	srv  *gitserver.HTTPServer
@@ -84,14 +85,20 @@ func fixture(t *testing.T, ns string, names []string, replace ...string) map[str
 
 func newWorld(t *testing.T, names []string, replace ...string) *world {
 	t.Helper()
-	ns := cluster.Namespace(t)
+	return newWorldOn(t, cluster, names, replace...)
+}
+
+// newWorldOn is newWorld on a cluster of the scenario's own.
+func newWorldOn(t *testing.T, cl *testcluster.Cluster, names []string, replace ...string) *world {
+	t.Helper()
+	ns := cl.Namespace(t)
 	root := t.TempDir()
-	w := &world{t: t, ns: ns, cs: cluster.Clientset(t)}
+	w := &world{t: t, cl: cl, ns: ns, cs: cl.Clientset(t)}
 	w.repo = gitserver.NewRepo(t, root, "deploy", fixture(t, ns, names, replace...))
 	w.srv = gitserver.StartHTTP(t, root, "sluice", password)
 	w.pw = filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(w.pw, []byte(password), 0o600)
-	w.dyn, _ = dynamic.NewForConfig(cluster.Config)
+	w.dyn, _ = dynamic.NewForConfig(cl.Config)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, a := range w.logs {
@@ -105,7 +112,7 @@ func newWorld(t *testing.T, names []string, replace ...string) *world {
 // agentArgs are the flags of an agent for this world.
 func (w *world) agentArgs(extra ...string) []string {
 	return append([]string{"agent", "--repo", w.srv.RepoURL(w.repo.Name), "--git-username", "sluice",
-		"--git-password-file", w.pw, "--kubeconfig", cluster.Kubeconfig, "--interval", "500ms",
+		"--git-password-file", w.pw, "--kubeconfig", w.cl.Kubeconfig, "--interval", "500ms",
 		"--namespaces", w.ns, "--cache-dir", filepath.Join(w.t.TempDir(), "cache"), "--listen", "",
 		"--log-format", "console"}, extra...)
 }
@@ -317,3 +324,14 @@ func writeFile(t *testing.T, p, data string) {
 		t.Fatal(err)
 	}
 }
+
+func dynamicFor(t *testing.T, cl *testcluster.Cluster) dynamic.Interface {
+	t.Helper()
+	d, err := dynamic.NewForConfig(cl.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func metav1GetOptions() metav1.GetOptions { return metav1.GetOptions{} }

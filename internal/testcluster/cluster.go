@@ -38,17 +38,20 @@ type Cluster struct {
 	// StartupTime is how long Start took.
 	StartupTime time.Duration
 
-	bin   string
-	mu    sync.Mutex
-	procs []*proc
-	keep  bool
+	bin     string
+	mu      sync.Mutex
+	procs   []*proc
+	stopped []*proc
+	keep    bool
 }
 
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *os.File
+	name   string
+	binary string
+	args   []string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	log    *os.File
 }
 
 // BinDir finds the test binaries: $SLUICE_TESTBIN, bin/testbin/<Version>
@@ -246,7 +249,7 @@ func writeKubeconfig(path string, cfg *rest.Config) error {
 // run starts one component, its output in <Dir>/<name>.log. The process
 // gets SIGKILL if the test binary dies, so no orphan outlives a panic.
 func (c *Cluster) run(name, binary string, args ...string) error {
-	log, err := os.Create(filepath.Join(c.Dir, name+".log"))
+	log, err := os.OpenFile(filepath.Join(c.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -257,12 +260,58 @@ func (c *Cluster) run(name, binary string, args ...string) error {
 		log.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: log}
+	p := &proc{name: name, binary: binary, args: args, cmd: cmd, done: make(chan struct{}), log: log}
 	go func() { cmd.Wait(); close(p.done) }()
 	c.mu.Lock()
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()
 	return nil
+}
+
+// StopComponent stops one component (an outage) and waits for it to exit.
+func (c *Cluster) StopComponent(name string) error {
+	c.mu.Lock()
+	var p *proc
+	for i, q := range c.procs {
+		if q.name == name {
+			p = q
+			c.procs = append(c.procs[:i], c.procs[i+1:]...)
+			break
+		}
+	}
+	c.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no running component %s", name)
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	p.log.Close()
+	c.stopped = append(c.stopped, p)
+	return nil
+}
+
+// StartComponent starts a component stopped by StopComponent again, with
+// the same flags, and for the API server waits until it is ready.
+func (c *Cluster) StartComponent(ctx context.Context, name string) error {
+	for i, p := range c.stopped {
+		if p.name != name {
+			continue
+		}
+		c.stopped = append(c.stopped[:i], c.stopped[i+1:]...)
+		if err := c.run(p.name, p.binary, p.args...); err != nil {
+			return err
+		}
+		if name == "kube-apiserver" {
+			return waitReady(ctx, c.Config, 60*time.Second)
+		}
+		return nil
+	}
+	return fmt.Errorf("component %s was not stopped", name)
 }
 
 // Exited names the components that have exited; a healthy cluster has none.

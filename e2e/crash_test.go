@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/testcluster"
+)
+
+// checkHistory asserts the status commits of a canary walk are consistent:
+// weights the steps allow, steps advancing one at a time, none repeated.
+func checkHistory(t *testing.T, trailers []string, allowed []int64) {
+	t.Helper()
+	seen := map[string]bool{}
+	prevStep := -1
+	for _, tr := range trailers {
+		f := strings.Split(tr, "|")
+		if len(f) != 3 {
+			t.Fatalf("trailer %q", tr)
+		}
+		step, _ := strconv.Atoi(f[1])
+		weight, _ := strconv.ParseInt(f[2], 10, 64)
+		if !slices.Contains(allowed, weight) {
+			t.Errorf("weight %d, which no step sets: %v", weight, trailers)
+		}
+		if f[0] == "Progressing" && step > 0 {
+			if seen[tr] {
+				t.Errorf("transition %s repeated: %v", tr, trailers)
+			}
+			if step > prevStep+1 && prevStep >= 0 {
+				t.Errorf("step %d after %d: a step skipped: %v", step, prevStep, trailers)
+			}
+		}
+		if step == 0 {
+			prevStep = 0
+		} else {
+			prevStep = step
+		}
+		seen[tr] = true
+	}
+}
+
+// Scenario 8 — crash anywhere: kill -9 the agent at 20 random moments
+// through a canary, restarting it each time; the run ends promoted with a
+// consistent history.
+func TestCrashAnywhere(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, []string{"canary"}, "duration: 30s", "duration: 1s")
+	gatedCanary(w)
+	a := w.start()
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	w.commit("canary", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.1")})
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
+	approved := false
+	for kill := range 20 {
+		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
+		a.cmd.Process.Signal(syscall.SIGKILL)
+		a.cmd.Wait()
+		st := w.status("canary")
+		t.Logf("kill %d at %s step %d weight %d", kill+1, st.Phase, st.Step, st.Weight)
+		if !approved && st.Phase == v1alpha1.PhasePaused && strings.Contains(st.Message, "qa") {
+			w.sluice("approve", w.ns+"/canary", "qa", "--push")
+			approved = true
+		}
+		a = w.start()
+	}
+	st := w.waitStatus("canary", 90*time.Second, "the gate or promotion", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil && len(w.trailers("canary")) > 2 ||
+			s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, "qa")
+	})
+	if st.Phase == v1alpha1.PhasePaused {
+		w.sluice("approve", w.ns+"/canary", "qa", "--push")
+		w.waitStatus("canary", 90*time.Second, "promoted", func(s v1alpha1.ReleaseStatus) bool {
+			return s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil
+		})
+	}
+	if w.exists("canary-canary") {
+		time.Sleep(2 * time.Second)
+		if w.exists("canary-canary") {
+			t.Error("canary left after promotion")
+		}
+	}
+	checkHistory(t, w.trailers("canary"), []int64{0, 5, 25, 100})
+}
+
+// Scenario 10 — the cluster is rebuilt mid-canary: a fresh empty control
+// plane and a new agent bring stable and canary back at the step's weight
+// from Git alone.
+func TestClusterRebuilt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	first, err := testcluster.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorldOn(t, first, []string{"canary"}, "duration: 30s", "duration: 1s")
+	gatedCanary(w)
+	a := w.start()
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	w.commit("canary", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.1")})
+	st := w.waitStatus("canary", 60*time.Second, "at the gate", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, "qa")
+	})
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.cmd.Wait()
+	first.Stop()
+
+	second, err := testcluster.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop()
+	// The same namespace on the new cluster, the same repository.
+	w.cl, w.cs = second, second.Clientset(t)
+	if err := testcluster.ApplyYAML(ctx, second.Config, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: "+w.ns+"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.dyn = dynamicFor(t, second)
+	start := time.Now()
+	w.start()
+	if _, err := second.WaitAvailable(ctx, w.cs, w.ns, "canary", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.WaitAvailable(ctx, w.cs, w.ns, "canary-canary", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the route at the step's weight", func() bool {
+		wt := w.weights("canary")
+		return wt["canary"] == int64(100-st.Weight) && wt["canary-canary"] == int64(st.Weight)
+	})
+	t.Logf("stable, canary and route at weight %d back %s after the new agent started", st.Weight, time.Since(start).Round(100*time.Millisecond))
+	if now := w.status("canary"); now.Step != st.Step || now.Weight != st.Weight || now.Canary.Revision != st.Canary.Revision {
+		t.Errorf("status moved on the new cluster: %+v", now)
+	}
+	d, _ := w.cs.AppsV1().Deployments(w.ns).Get(ctx, "canary", metav1GetOptions())
+	if !strings.HasSuffix(d.Spec.Template.Spec.Containers[0].Image, ":6.7.0") {
+		t.Errorf("the new cluster's stable runs %s, want the stable revision's 6.7.0", d.Spec.Template.Spec.Containers[0].Image)
+	}
+}
+
+// Scenario 12 — outages: the API server and the Git server each down 30s
+// during a canary: no deletions, no spurious transitions, and the canary
+// resumes.
+func TestOutages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	own, err := testcluster.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Stop()
+	w := newWorldOn(t, own, []string{"canary"}, "duration: 30s", "duration: 1s")
+	gatedCanary(w)
+	w.start()
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	w.commit("canary", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.1")})
+	w.waitStatus("canary", 60*time.Second, "at the gate", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, "qa")
+	})
+	before := len(w.trailers("canary"))
+
+	// The API server goes away for 30 seconds.
+	if err := own.StopComponent("kube-apiserver"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Second)
+	if err := own.StartComponent(ctx, "kube-apiserver"); err != nil {
+		t.Fatal(err)
+	}
+	// The Git server goes away for 30 seconds, while people approve.
+	w.srv.SetDown(true)
+	time.Sleep(30 * time.Second)
+	w.srv.SetDown(false)
+	if after := len(w.trailers("canary")); after != before {
+		t.Errorf("transitions during the outages: %v", w.trailers("canary")[before:])
+	}
+	for _, d := range []string{"canary", "canary-canary"} {
+		if !w.exists(d) {
+			t.Errorf("%s was deleted during the outages", d)
+		}
+	}
+	w.sluice("approve", w.ns+"/canary", "qa", "--push")
+	w.waitStatus("canary", 60*time.Second, "promoted after the outages", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil
+	})
+	checkHistory(t, w.trailers("canary"), []int64{0, 5, 25, 100})
+}
