@@ -5,7 +5,7 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test vet race demo bench testbin fuzz fmt clean docker
+.PHONY: all build test vet race demo bench testbin fuzz fmt clean docker e2e
 
 all: build
 
@@ -15,6 +15,10 @@ build:
 ## test: vet, then every test with the race detector.
 test: testbin vet
 	$(GO) test -race -count=1 ./...
+
+## e2e: the user's stories (also part of make test).
+e2e: testbin
+	$(GO) test -race -count=1 ./e2e/
 
 vet:
 	$(GO) vet ./...

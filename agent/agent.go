@@ -222,7 +222,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			a.log.Error("pass failed", zap.Error(err), zap.Duration("retryIn", backoff))
 			wait = backoff/2 + rand.N(backoff)
-			backoff = min(backoff*2, 5*time.Minute)
+			backoff = min(backoff*2, 30*time.Second)
 		} else {
 			backoff = time.Second
 			if !res.WakeAt.IsZero() {
