@@ -67,15 +67,31 @@ type ConfigRefs struct {
 	Secrets    map[string]bool
 }
 
-// PodConfigRefs lists the ConfigMaps and Secrets a pod spec references.
-func PodConfigRefs(podSpec map[string]any) ConfigRefs {
-	refs := ConfigRefs{ConfigMaps: map[string]bool{}, Secrets: map[string]bool{}}
-	add := func(set map[string]bool, m map[string]any, field string) {
-		if m == nil {
-			return
-		}
-		if n, _ := m[field].(string); n != "" {
-			set[n] = true
+// ConfigRef is one reference from a pod spec to a ConfigMap or Secret: the
+// map holding the name and the field it is in, so callers can read or
+// rewrite it in place.
+type ConfigRef struct {
+	// Kind is ConfigMap or Secret.
+	Kind  string
+	Map   map[string]any
+	Field string
+}
+
+// Name is the referenced object's name.
+func (r ConfigRef) Name() string {
+	n, _ := r.Map[r.Field].(string)
+	return n
+}
+
+// VisitConfigRefs calls fn for every ConfigMap and Secret reference of a
+// pod spec: env valueFrom, envFrom, volumes and projected volumes, in
+// init, regular and ephemeral containers.
+func VisitConfigRefs(podSpec map[string]any, fn func(ConfigRef)) {
+	visit := func(kind string, m map[string]any, field string) {
+		if m != nil {
+			if n, _ := m[field].(string); n != "" {
+				fn(ConfigRef{Kind: kind, Map: m, Field: field})
+			}
 		}
 	}
 	sub := func(m map[string]any, field string) map[string]any {
@@ -85,31 +101,43 @@ func PodConfigRefs(podSpec map[string]any) ConfigRefs {
 	for _, list := range []string{"initContainers", "containers", "ephemeralContainers"} {
 		cs, _ := podSpec[list].([]any)
 		for _, c := range cs {
-			cm, _ := c.(map[string]any)
+			cm := asMap(c)
 			envs, _ := cm["env"].([]any)
 			for _, e := range envs {
 				vf := sub(asMap(e), "valueFrom")
-				add(refs.ConfigMaps, sub(vf, "configMapKeyRef"), "name")
-				add(refs.Secrets, sub(vf, "secretKeyRef"), "name")
+				visit("ConfigMap", sub(vf, "configMapKeyRef"), "name")
+				visit("Secret", sub(vf, "secretKeyRef"), "name")
 			}
 			froms, _ := cm["envFrom"].([]any)
 			for _, f := range froms {
-				add(refs.ConfigMaps, sub(asMap(f), "configMapRef"), "name")
-				add(refs.Secrets, sub(asMap(f), "secretRef"), "name")
+				visit("ConfigMap", sub(asMap(f), "configMapRef"), "name")
+				visit("Secret", sub(asMap(f), "secretRef"), "name")
 			}
 		}
 	}
 	vols, _ := podSpec["volumes"].([]any)
 	for _, v := range vols {
 		vm := asMap(v)
-		add(refs.ConfigMaps, sub(vm, "configMap"), "name")
-		add(refs.Secrets, sub(vm, "secret"), "secretName")
+		visit("ConfigMap", sub(vm, "configMap"), "name")
+		visit("Secret", sub(vm, "secret"), "secretName")
 		srcs, _ := sub(vm, "projected")["sources"].([]any)
 		for _, s := range srcs {
-			add(refs.ConfigMaps, sub(asMap(s), "configMap"), "name")
-			add(refs.Secrets, sub(asMap(s), "secret"), "name")
+			visit("ConfigMap", sub(asMap(s), "configMap"), "name")
+			visit("Secret", sub(asMap(s), "secret"), "name")
 		}
 	}
+}
+
+// PodConfigRefs lists the ConfigMaps and Secrets a pod spec references.
+func PodConfigRefs(podSpec map[string]any) ConfigRefs {
+	refs := ConfigRefs{ConfigMaps: map[string]bool{}, Secrets: map[string]bool{}}
+	VisitConfigRefs(podSpec, func(r ConfigRef) {
+		if r.Kind == "ConfigMap" {
+			refs.ConfigMaps[r.Name()] = true
+		} else {
+			refs.Secrets[r.Name()] = true
+		}
+	})
 	return refs
 }
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -16,32 +14,15 @@ import (
 	"github.com/sluice-dev/sluice/render"
 )
 
-var (
-	clusterOnce sync.Once
-	cluster     *testcluster.Cluster
-	clusterErr  error
-)
+var lazyCluster testcluster.Lazy
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cluster != nil {
-		cluster.Stop()
-	}
+	lazyCluster.Stop()
 	os.Exit(code)
 }
 
-func startCluster(t *testing.T) *testcluster.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cluster, clusterErr = testcluster.Start(ctx)
-	})
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
-	}
-	return cluster
-}
+func startCluster(t *testing.T) *testcluster.Cluster { return lazyCluster.Get(t) }
 
 // TestExamplesOnTheAPIServer walks every routed example through each of
 // its steps and applies the stable track, the canary track and the

@@ -122,54 +122,13 @@ func stripServerFields(o *unstructured.Unstructured) {
 // rewriteConfigRefs renames ConfigMap and Secret references in a pod spec
 // (env, envFrom, volumes, projected volumes) in place.
 func rewriteConfigRefs(podSpec map[string]any, cms, secrets map[string]string) {
-	rename := func(m map[string]any, field string, names map[string]string) {
-		if m == nil {
-			return
+	render.VisitConfigRefs(podSpec, func(r render.ConfigRef) {
+		names := cms
+		if r.Kind == "Secret" {
+			names = secrets
 		}
-		if n, ok := m[field].(string); ok {
-			if to, ok := names[n]; ok {
-				m[field] = to
-			}
+		if to, ok := names[r.Name()]; ok {
+			r.Map[r.Field] = to
 		}
-	}
-	sub := func(m map[string]any, f string) map[string]any {
-		if m == nil {
-			return nil
-		}
-		v, _ := m[f].(map[string]any)
-		return v
-	}
-	for _, list := range []string{"initContainers", "containers", "ephemeralContainers"} {
-		cs, _ := podSpec[list].([]any)
-		for _, c := range cs {
-			cm, _ := c.(map[string]any)
-			envs, _ := cm["env"].([]any)
-			for _, e := range envs {
-				vf := sub(asMap(e), "valueFrom")
-				rename(sub(vf, "configMapKeyRef"), "name", cms)
-				rename(sub(vf, "secretKeyRef"), "name", secrets)
-			}
-			froms, _ := cm["envFrom"].([]any)
-			for _, f := range froms {
-				rename(sub(asMap(f), "configMapRef"), "name", cms)
-				rename(sub(asMap(f), "secretRef"), "name", secrets)
-			}
-		}
-	}
-	vols, _ := podSpec["volumes"].([]any)
-	for _, v := range vols {
-		vm := asMap(v)
-		rename(sub(vm, "configMap"), "name", cms)
-		rename(sub(vm, "secret"), "secretName", secrets)
-		srcs, _ := sub(vm, "projected")["sources"].([]any)
-		for _, s := range srcs {
-			rename(sub(asMap(s), "configMap"), "name", cms)
-			rename(sub(asMap(s), "secret"), "name", secrets)
-		}
-	}
-}
-
-func asMap(v any) map[string]any {
-	m, _ := v.(map[string]any)
-	return m
+	})
 }

@@ -2,14 +2,11 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/reconcile"
-	"github.com/sluice-dev/sluice/render"
 )
 
 func newDiffCommand() *cobra.Command {
@@ -27,20 +24,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 		Example: `  sluice diff releases/shop/cart --kubeconfig ~/.kube/config`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			arg := args[0]
-			if st, err := os.Stat(arg); err == nil && st.IsDir() {
-				arg = filepath.Join(arg, render.ReleaseFile)
-			}
-			repo, err := openLocal(arg)
-			if err != nil {
-				return err
-			}
-			rel, err := repo.rel(arg)
-			if err != nil {
-				return err
-			}
-			var r render.Renderer
-			p, res, err := r.Load(cmd.Context(), repo.fs, repo.fs.Root(), rel, "")
+			repo, p, res, err := loadReleaseArg(cmd.Context(), args[0])
 			if err != nil {
 				return &exitError{code: 2, msg: repo.display(err).Error()}
 			}

@@ -5,35 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/sluice-dev/sluice/internal/testcluster"
 	"github.com/sluice-dev/sluice/reconcile"
 	"github.com/sluice-dev/sluice/render"
 )
 
-var (
-	cluster     *testcluster.Cluster
-	clusterOnce sync.Once
-	clusterErr  error
-)
+// lazyCluster is the real control plane, started by the first test that
+// needs it; TestMain stops it.
+var lazyCluster testcluster.Lazy
 
-// startCluster starts the real control plane the first time a test needs
-// it; TestMain stops it.
-func startCluster(t *testing.T) *testcluster.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cluster, clusterErr = testcluster.Start(ctx)
-	})
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
-	}
-	return cluster
-}
+func startCluster(t *testing.T) *testcluster.Cluster { return lazyCluster.Get(t) }
 
 // exampleIn copies examples/ to a temp repository with the demo namespace
 // renamed to ns.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func (l *localRepo) rel(p string) (string, error) {
 // working directory, so they can be opened from where the user stands.
 func (l *localRepo) display(err error) error {
 	var list v1alpha1.ErrorList
-	if !errors.As(err, &list) {
+	if l.fs == nil || !errors.As(err, &list) {
 		return err
 	}
 	for _, e := range list {
@@ -79,4 +80,24 @@ func (l *localRepo) display(err error) error {
 		}
 	}
 	return list
+}
+
+// loadReleaseArg parses and renders the release a path argument names: a
+// release directory or a release file. The repository is returned even on
+// error (when found) so errors can be shown relative to it.
+func loadReleaseArg(ctx context.Context, arg string) (*localRepo, *v1alpha1.Parsed, *render.Result, error) {
+	if st, err := os.Stat(arg); err == nil && st.IsDir() {
+		arg = filepath.Join(arg, render.ReleaseFile)
+	}
+	repo, err := openLocal(arg)
+	if err != nil {
+		return &localRepo{}, nil, nil, err
+	}
+	rel, err := repo.rel(arg)
+	if err != nil {
+		return repo, nil, nil, err
+	}
+	var r render.Renderer
+	p, res, err := r.Load(ctx, repo.fs, repo.fs.Root(), rel, "")
+	return repo, p, res, err
 }

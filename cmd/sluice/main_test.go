@@ -27,9 +27,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
-	if cluster != nil {
-		cluster.Stop()
-	}
+	lazyCluster.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,20 +93,7 @@ a canary tests (the workload's pod template and the ConfigMaps and Secrets it
 references).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			arg := args[0]
-			if st, err := os.Stat(arg); err == nil && st.IsDir() {
-				arg = filepath.Join(arg, render.ReleaseFile)
-			}
-			repo, err := openLocal(arg)
-			if err != nil {
-				return err
-			}
-			rel, err := repo.rel(arg)
-			if err != nil {
-				return err
-			}
-			var r render.Renderer
-			_, res, err := r.Load(cmd.Context(), repo.fs, repo.fs.Root(), rel, "")
+			repo, _, res, err := loadReleaseArg(cmd.Context(), args[0])
 			if err != nil {
 				return &exitError{code: 1, msg: repo.display(err).Error()}
 			}

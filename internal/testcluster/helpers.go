@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,4 +95,33 @@ func (c *Cluster) WaitAvailable(ctx context.Context, cs kubernetes.Interface, ns
 		return false, nil
 	}, "Deployment "+ns+"/"+name+" Available")
 	return d, err
+}
+
+// Lazy starts a cluster the first time a test asks for one, for packages
+// where only some tests need it. Stop it from TestMain after m.Run.
+type Lazy struct {
+	once    sync.Once
+	cluster *Cluster
+	err     error
+}
+
+// Get returns the cluster, starting it on first use.
+func (l *Lazy) Get(t testing.TB) *Cluster {
+	t.Helper()
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		l.cluster, l.err = Start(ctx)
+	})
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	return l.cluster
+}
+
+// Stop stops the cluster if one was started.
+func (l *Lazy) Stop() {
+	if l.cluster != nil {
+		l.cluster.Stop()
+	}
 }
