@@ -221,7 +221,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				return nil
 			}
 			a.log.Error("pass failed", zap.Error(err), zap.Duration("retryIn", backoff))
-			wait = backoff/2 + rand.N(backoff)
+			wait = backoff/2 + rand.N(backoff/2+1)
 			backoff = min(backoff*2, 30*time.Second)
 		} else {
 			backoff = time.Second

@@ -52,7 +52,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	if err != nil {
 		a.log.Error("status unreadable", zap.String("file", statusFile), zap.Error(err))
 	}
-	key := specTree.TreeHash(dir).String()
+	key := renderKey(specTree, dir, file)
 	renderStart := time.Now()
 	p, head, err := a.renderer.Load(ctx, specTree, "/", file, key)
 	a.metrics.render.Observe(time.Since(renderStart).Seconds())
@@ -64,7 +64,6 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			return out
 		}
 		out.id = idFromDir(dir)
-		a.log.Warn("release invalid; the last good version keeps serving", zap.String("file", file), zap.Error(err))
 		first := list[0]
 		next := st
 		next.Error = &v1alpha1.SpecError{File: first.File, Line: first.Line, Message: strings.TrimPrefix(first.Error(), fmt.Sprintf("%s:%d: ", first.File, first.Line))}
@@ -72,6 +71,8 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		next.Message = fmt.Sprintf("%d error(s) in the spec or render; nothing applied", len(list))
 		out.phase = next.Phase
 		if st.Error == nil || *st.Error != *next.Error {
+			// Logged once per new error, not on every pass.
+			a.log.Warn("release invalid; the last good version keeps serving", zap.String("file", file), zap.Error(err))
 			next.ObservedRevision = specHead.String()
 			if a.commitStatus(ctx, out.id, statusFile, next, "spec invalid: "+next.Error.Message, nil, specHead) {
 				out.commits++
@@ -209,11 +210,27 @@ func (a *Agent) renderAt(ctx context.Context, h plumbing.Hash, file string) (*re
 	if err != nil {
 		return nil, nil, err
 	}
-	p, res, err := a.renderer.Load(ctx, tree, "/", file, tree.TreeHash(path.Dir(file)).String())
+	p, res, err := a.renderer.Load(ctx, tree, "/", file, renderKey(tree, path.Dir(file), file))
 	if err != nil {
 		return nil, nil, err
 	}
 	return res, p.Release, nil
+}
+
+// renderKey identifies a release's render by content: the tree hashes of
+// its directory and of every directory its kustomization reaches (bases
+// elsewhere in the repository included).
+func renderKey(tree *gitsource.TreeFS, dir, file string) string {
+	key := []string{tree.TreeHash(dir).String()}
+	b, err := tree.ReadFile("/" + file)
+	if err == nil {
+		if p, err := v1alpha1.ParseRelease(file, b); err == nil {
+			for _, d := range render.SourceDirs(tree, "/"+p.SourceDir()) {
+				key = append(key, tree.TreeHash(strings.TrimPrefix(d, "/")).String())
+			}
+		}
+	}
+	return strings.Join(key, "+")
 }
 
 func idFromDir(dir string) string {

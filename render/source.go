@@ -58,7 +58,23 @@ func isRemote(s string) bool {
 // krusty gets a chance to fetch or execute anything. display maps an FS path
 // to the path shown in errors.
 func checkSources(fsys filesys.FileSystem, dir string, display func(string) string) error {
+	_, err := walkSources(fsys, dir, display)
+	return err
+}
+
+// SourceDirs lists the directories (FS paths) whose kustomizations a
+// render of dir reads: dir and every local base and component it reaches.
+// Their content identifies the render, so callers key caches on it.
+func SourceDirs(fsys filesys.FileSystem, dir string) []string {
+	dirs, _ := walkSources(fsys, dir, func(p string) string { return p })
+	return dirs
+}
+
+// walkSources walks the kustomizations reachable from dir, returning the
+// directories visited in order and the problems found.
+func walkSources(fsys filesys.FileSystem, dir string, display func(string) string) ([]string, error) {
 	var errs v1alpha1.ErrorList
+	var dirs []string
 	seen := map[string]bool{}
 	var walk func(dir string)
 	walk = func(dir string) {
@@ -66,6 +82,7 @@ func checkSources(fsys filesys.FileSystem, dir string, display func(string) stri
 			return
 		}
 		seen[dir] = true
+		dirs = append(dirs, dir)
 		kf := kustomizationFile(fsys, dir)
 		if kf == "" {
 			return
@@ -106,7 +123,7 @@ func checkSources(fsys filesys.FileSystem, dir string, display func(string) stri
 	}
 	walk(dir)
 	errs.Sort()
-	return errs.Err()
+	return dirs, errs.Err()
 }
 
 // eachString calls fn for every string scalar under n.
