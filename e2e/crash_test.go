@@ -155,7 +155,13 @@ func TestOutages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer own.Stop()
+	defer func() {
+		if t.Failed() {
+			own.Keep()
+			t.Logf("the outage cluster's logs are kept in %s", own.Dir)
+		}
+		own.Stop()
+	}()
 	w := newWorldOn(t, own, []string{"canary"}, "duration: 30s", "duration: 1s")
 	gatedCanary(w)
 	w.start()

@@ -101,8 +101,12 @@ func newWorldOn(t *testing.T, cl *testcluster.Cluster, names []string, replace .
 	w.dyn, _ = dynamic.NewForConfig(cl.Config)
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, a := range w.logs {
-				t.Logf("agent log (tail):\n%s", a.tail(40))
+			for i, a := range w.logs {
+				f := filepath.Join(os.TempDir(), fmt.Sprintf("sluice-e2e-%s-agent-%d.log", t.Name(), i))
+				a.mu.Lock()
+				os.WriteFile(f, []byte(strings.Join(a.lines, "\n")), 0o644)
+				a.mu.Unlock()
+				t.Logf("agent log (tail; all of it in %s):\n%s", f, a.tail(40))
 			}
 		}
 	})

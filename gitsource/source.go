@@ -87,6 +87,7 @@ func Open(opts Options) (*Source, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("gitsource: Options.Dir is required")
 	}
+	boundedHTTP()
 	s := &Source{opts: opts}
 	u, err := normalizeURL(opts.URL)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,6 +25,10 @@ func LoadConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	// No request may hang the loop on an API server that went away.
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 60 * time.Second
+	}
 	return cfg, nil
 }
 
