@@ -193,7 +193,7 @@ func TestOutages(t *testing.T) {
 		}
 	}
 	w.sluice("approve", w.ns+"/canary", "qa", "--push")
-	w.waitStatus("canary", 120*time.Second, "promoted after the outages", func(s v1alpha1.ReleaseStatus) bool {
+	w.waitStatus("canary", 240*time.Second, "promoted after the outages", func(s v1alpha1.ReleaseStatus) bool {
 		return s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil
 	})
 	checkHistory(t, w.trailers("canary"), []int64{0, 5, 25, 100})

@@ -170,6 +170,11 @@ func (w *world) start(extra ...string) *agentProc {
 	}()
 	w.logs = append(w.logs, a)
 	w.t.Cleanup(func() {
+		if w.t.Failed() {
+			// A goroutine dump in the agent's log says where it was.
+			cmd.Process.Signal(syscall.SIGQUIT)
+			time.Sleep(time.Second)
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()

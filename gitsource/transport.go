@@ -12,7 +12,7 @@ import (
 
 // HTTPTimeout bounds one HTTP exchange with the Git server, so a server
 // that stops answering mid-request cannot stall the agent's loop.
-const HTTPTimeout = 2 * time.Minute
+const HTTPTimeout = time.Minute
 
 var installTransport sync.Once
 
@@ -24,7 +24,7 @@ func boundedHTTP() {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		tr.TLSHandshakeTimeout = 10 * time.Second
-		tr.ResponseHeaderTimeout = 30 * time.Second
+		tr.ResponseHeaderTimeout = 20 * time.Second
 		c := githttp.NewClient(&http.Client{Transport: tr, Timeout: HTTPTimeout})
 		client.InstallProtocol("http", c)
 		client.InstallProtocol("https", c)
