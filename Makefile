@@ -12,9 +12,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
 
-## test: vet, then every test with the race detector.
+## test: vet, then every test with the race detector; the e2e stories run
+## last, on their own, so their timing does not compete with the other
+## packages' control planes.
 test: testbin vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/e2e$$')
+	$(MAKE) e2e
 
 ## e2e: the user's stories (also part of make test).
 e2e: testbin

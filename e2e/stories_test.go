@@ -325,7 +325,7 @@ func TestRollingAndRecreate(t *testing.T) {
 		// Pods that can never schedule: the rollout stalls, then rolls back.
 		bad := strings.Replace(bumpImage(w.file(n, "deployment.yaml"), "6.7.2"), "      containers:", "      nodeSelector: {nowhere: \"true\"}\n      containers:", 1)
 		w.commit(n, "a version that never becomes ready", map[string]string{"deployment.yaml": bad})
-		st = w.waitStatus(n, 90*time.Second, "rolled back", phaseIs(v1alpha1.PhaseRolledBack))
+		st = w.waitStatus(n, 240*time.Second, "rolled back", phaseIs(v1alpha1.PhaseRolledBack))
 		if st.Stable.Revision != stable {
 			t.Errorf("%s: stable moved to %s", n, st.Stable.Revision)
 		}
