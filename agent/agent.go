@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
@@ -245,6 +244,3 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // Ready reports whether the first pass has finished.
 func (a *Agent) Ready() bool { return a.ready.Load() }
-
-// zeroHash is for readability at call sites.
-var zeroHash = plumbing.ZeroHash

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
@@ -139,7 +141,7 @@ func TestClusterRebuilt(t *testing.T) {
 	if now := w.status("canary"); now.Step != st.Step || now.Weight != st.Weight || now.Canary.Revision != st.Canary.Revision {
 		t.Errorf("status moved on the new cluster: %+v", now)
 	}
-	d, _ := w.cs.AppsV1().Deployments(w.ns).Get(ctx, "canary", metav1GetOptions())
+	d, _ := w.cs.AppsV1().Deployments(w.ns).Get(ctx, "canary", metav1.GetOptions{})
 	if !strings.HasSuffix(d.Spec.Template.Spec.Containers[0].Image, ":6.7.0") {
 		t.Errorf("the new cluster's stable runs %s, want the stable revision's 6.7.0", d.Spec.Template.Spec.Containers[0].Image)
 	}

@@ -342,5 +342,3 @@ func dynamicFor(t *testing.T, cl *testcluster.Cluster) dynamic.Interface {
 	}
 	return d
 }
-
-func metav1GetOptions() metav1.GetOptions { return metav1.GetOptions{} }

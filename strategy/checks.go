@@ -100,7 +100,7 @@ func (d *decision) measured(name string) int32 {
 
 // foldChecks adds this pass's results of names to the status counters and
 // reports whether a check has now failed beyond its limits, and why.
-func (d *decision) foldChecks(names []string, _ int) (bool, string) {
+func (d *decision) foldChecks(names []string) (bool, string) {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
@@ -152,7 +152,7 @@ func (d *decision) checksDone(names []string) bool {
 }
 
 // wakeForChecks sets WakeAt to the next measurement due among names.
-func (d *decision) wakeForChecks(names []string, counted int) {
+func (d *decision) wakeForChecks(names []string, counted bool) {
 	var next time.Time
 	for _, n := range names {
 		c := d.spec.CheckByName(n)
@@ -160,7 +160,7 @@ func (d *decision) wakeForChecks(names []string, counted int) {
 			continue
 		}
 		done := d.measured(n)
-		if counted == 1 && done >= count(c) {
+		if counted && done >= count(c) {
 			continue
 		}
 		at := d.stepStart().Add(time.Duration(done) * interval(c))

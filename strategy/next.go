@@ -250,7 +250,7 @@ func (d *decision) manual() {
 	if d.in.StableSpecWeight != nil && *d.in.StableSpecWeight == want {
 		want = 0 // a weight left from the last rollout never applies to a new version
 	}
-	if failed, why := d.foldChecks(d.spec.Strategy.Canary.Checks, 0); failed {
+	if failed, why := d.foldChecks(d.spec.Strategy.Canary.Checks); failed {
 		d.abort(v1alpha1.PhaseAborted, why, true)
 		return
 	}
@@ -267,7 +267,7 @@ func (d *decision) manual() {
 	}
 	st.Phase = v1alpha1.PhasePaused
 	st.Message = fmt.Sprintf("at weight %d; raise spec.strategy.canary.weight to continue", st.Weight)
-	d.wakeForChecks(d.spec.Strategy.Canary.Checks, 0)
+	d.wakeForChecks(d.spec.Strategy.Canary.Checks, false)
 }
 
 // advance finishes the current step.
@@ -313,14 +313,14 @@ func (d *decision) step(s v1alpha1.Step) {
 		st.Phase = v1alpha1.PhasePaused
 		st.Message = fmt.Sprintf("waiting for approval of gate %q for revision %s", s.Pause.Gate, short(st.Canary.Revision))
 	case s.Check != nil:
-		failed, why := d.foldChecks(s.Check, 1)
+		failed, why := d.foldChecks(s.Check)
 		switch {
 		case failed:
 			d.abort(v1alpha1.PhaseAborted, why, true)
 		case d.checksDone(s.Check):
 			d.advance("checks passed: " + d.checksSummary())
 		default:
-			d.wakeForChecks(s.Check, 1)
+			d.wakeForChecks(s.Check, true)
 		}
 	}
 }

@@ -41,12 +41,12 @@ func (d *decision) rollout() {
 		return
 	}
 	names, _ := d.activeChecks()
-	if failed, why := d.foldChecks(names, 1); failed {
+	if failed, why := d.foldChecks(names); failed {
 		d.rollback(why)
 		return
 	}
 	if !d.checksDone(names) {
-		d.wakeForChecks(names, 1)
+		d.wakeForChecks(names, true)
 		return
 	}
 	st.Stable = st.Canary

@@ -213,6 +213,26 @@ It never touches the cluster; --push pushes the commit.`,
 	return cmd
 }
 
+// canaryVerb runs the shared part of approve, abort and promote: find the
+// canary revision status.yaml names, edit the release file for it, commit,
+// push if asked, and report.
+func canaryVerb(cmd *cobra.Command, f *verbFlags, release string, message func(rev string) string, change func(e *yamlEdit, rev string) error) error {
+	c := f.clone()
+	rev, err := c.canaryRevision(release)
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	msg := message(rev[:7])
+	sha, err := c.edit(cmd.Context(), release, msg, f.push, func(e *yamlEdit) error {
+		return change(e, rev)
+	})
+	if err != nil {
+		return &exitError{code: 1, msg: err.Error()}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s (commit %s)\n", msg, short(sha))
+	return nil
+}
+
 func newAbortCommand() *cobra.Command {
 	var f verbFlags
 	var reason string
@@ -221,23 +241,14 @@ func newAbortCommand() *cobra.Command {
 		Short: "Abort the current canary (a commit; treated as a failed check)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := f.clone()
-			rev, err := c.canaryRevision(args[0])
-			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
-			}
-			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("abort %s at %s: %s", args[0], rev[:7], reason), f.push, func(e *yamlEdit) error {
+			msg := func(rev string) string { return fmt.Sprintf("abort %s at %s: %s", args[0], rev, reason) }
+			return canaryVerb(cmd, &f, args[0], msg, func(e *yamlEdit, rev string) error {
 				kv := []string{"revision", rev[:7]}
 				if reason != "" {
 					kv = append(kv, "reason", reason)
 				}
 				return e.set(flow(kv...), "spec", "abort")
 			})
-			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "abort of %s at %s committed (%s)\n", args[0], rev[:7], short(sha))
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the status and the audit trail")
@@ -253,23 +264,14 @@ func newPromoteCommand() *cobra.Command {
 		Short: "Skip the remaining steps of the current canary (a commit)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := f.clone()
-			rev, err := c.canaryRevision(args[0])
-			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
-			}
-			sha, err := c.edit(cmd.Context(), args[0], fmt.Sprintf("promote %s at %s", args[0], rev[:7]), f.push, func(e *yamlEdit) error {
+			msg := func(rev string) string { return fmt.Sprintf("promote %s at %s", args[0], rev) }
+			return canaryVerb(cmd, &f, args[0], msg, func(e *yamlEdit, rev string) error {
 				v := flow("revision", rev[:7])
 				if force {
 					v = strings.TrimSuffix(v, "}") + ", force: true}"
 				}
 				return e.set(v, "spec", "promote")
 			})
-			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "promotion of %s at %s committed (%s)\n", args[0], rev[:7], short(sha))
-			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "promote even if the current step's checks have failures")
