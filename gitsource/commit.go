@@ -61,31 +61,61 @@ var ErrRejected = errors.New("push rejected: the branch moved")
 // again and retries with bounded, jittered exponential backoff. A commit
 // whose tree equals its parent's is not made.
 func (s *Source) Write(ctx context.Context, branch string, recompute Recompute) (WriteResult, error) {
+	return s.WriteChain(ctx, branch, func(ctx context.Context, head plumbing.Hash, tree *TreeFS) ([]*CommitSpec, error) {
+		spec, err := recompute(ctx, head, tree)
+		if spec == nil || err != nil {
+			return nil, err
+		}
+		return []*CommitSpec{spec}, nil
+	})
+}
+
+// RecomputeChain is Recompute for a chain of commits.
+type RecomputeChain func(ctx context.Context, head plumbing.Hash, tree *TreeFS) ([]*CommitSpec, error)
+
+// WriteChain is Write for several commits made one on top of the other and
+// pushed together: each keeps its own message and trailers, and the remote
+// is asked once. Commits that would not change the tree are left out.
+// Commit is the chain's last commit.
+func (s *Source) WriteChain(ctx context.Context, branch string, recompute RecomputeChain) (WriteResult, error) {
 	var res WriteResult
 	backoff := 50 * time.Millisecond
 	for res.Attempts < MaxWriteAttempts {
 		// Fetch the branch straight away (no separate ls-remote): the less
 		// time between learning the head and pushing on top of it, the
-		// fewer rejections when people push at the same time.
-		head, err := s.fetchHead(ctx, branch)
-		if err != nil {
-			return res, err
+		// fewer rejections when people push at the same time. The status
+		// branch of its own is the agent's: the first attempt builds on the
+		// head it last fetched or pushed, and only a rejection (another
+		// replica wrote) costs a fetch.
+		head, known := s.knownStatusHead(branch, res.Attempts)
+		if !known {
+			var err error
+			if head, err = s.fetchHead(ctx, branch); err != nil {
+				return res, err
+			}
 		}
 		var tree *TreeFS
+		var err error
 		if !head.IsZero() {
 			if tree, err = s.Tree(head); err != nil {
 				return res, err
 			}
 		}
-		spec, err := recompute(ctx, head, tree)
-		if err != nil || spec == nil {
+		specs, err := recompute(ctx, head, tree)
+		if err != nil || len(specs) == 0 {
 			return res, err
 		}
-		commit, err := s.makeCommit(head, spec)
-		if err != nil {
-			return res, err
+		commit := head
+		for _, spec := range specs {
+			c, err := s.makeCommit(commit, spec)
+			if err != nil {
+				return res, err
+			}
+			if !c.IsZero() {
+				commit = c
+			}
 		}
-		if commit.IsZero() {
+		if commit == head {
 			return res, nil // the tree would not change
 		}
 		res.Attempts++
@@ -107,6 +137,24 @@ func (s *Source) Write(ctx context.Context, branch string, recompute Recompute) 
 		backoff = min(backoff*2, 2*time.Second)
 	}
 	return res, fmt.Errorf("git push %s to %s: gave up after %d rejected attempts: %w", branch, s.URL(), res.Attempts, ErrRejected)
+}
+
+// knownStatusHead returns the remote-tracking head of the agent's own
+// status branch for a first attempt, when there is one.
+func (s *Source) knownStatusHead(branch string, attempts int) (plumbing.Hash, bool) {
+	if attempts > 0 || s.SameBranch() || branch != s.opts.StatusBranch {
+		return plumbing.ZeroHash, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, err := s.repo.Storer.Reference(remoteRef(branch))
+	if err != nil || ref.Hash().IsZero() {
+		return plumbing.ZeroHash, false
+	}
+	if _, err := s.repo.CommitObject(ref.Hash()); err != nil {
+		return plumbing.ZeroHash, false
+	}
+	return ref.Hash(), true
 }
 
 // fetchHead fetches branch (depth 1) and returns its head, or zero when the

@@ -220,3 +220,37 @@ func TestTwoAgentsStatusBranch(t *testing.T) {
 		t.Errorf("status branch has %s commits (%s merges), want %d linear", count, merges, 2*each)
 	}
 }
+
+// TestWriteChain: several status commits go out in one push, each its own
+// commit with its own trailers, and a write on the agent's own status
+// branch builds on the head it last pushed without fetching first.
+func TestWriteChain(t *testing.T) {
+	ctx := context.Background()
+	repo, srv, s := httpSource(t, nil, nil)
+	if _, err := s.Write(ctx, "sluice/status", statusWrite("ns/first", "n: 0\n", 0)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Requests() // reset the counts
+	res, err := s.WriteChain(ctx, "sluice/status", func(ctx context.Context, head plumbing.Hash, tree *TreeFS) ([]*CommitSpec, error) {
+		var specs []*CommitSpec
+		for i, r := range []string{"ns/a", "ns/b", "ns/c", "ns/first"} {
+			spec, _ := statusWrite(r, "n: 0\n", i)(ctx, head, tree)
+			specs = append(specs, spec)
+		}
+		return specs, nil
+	})
+	if err != nil || res.Attempts != 1 {
+		t.Fatalf("write chain: %+v %v", res, err)
+	}
+	reqs := srv.Requests()
+	if reqs["POST /git-receive-pack"] != 1 || reqs["POST /git-upload-pack"] != 0 {
+		t.Errorf("requests for one chain on a known head: %v, want one receive-pack and no fetch", reqs)
+	}
+	// ns/first's status did not change: its commit is left out.
+	if got := gitserver.Git(t, repo.Bare, "log", "--format=%(trailers:key=Sluice-Release,valueonly)", "sluice/status"); got != "ns/c\n\nns/b\n\nns/a\n\nns/first" {
+		t.Errorf("status branch releases, newest first: %q", got)
+	}
+	if repo.Head(t, "sluice/status") != res.Commit.String() {
+		t.Errorf("status head %s, chain ended at %s", repo.Head(t, "sluice/status"), res.Commit)
+	}
+}
