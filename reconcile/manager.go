@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -52,6 +53,8 @@ type Manager struct {
 	client client.Client
 	mapper meta.RESTMapper
 	opts   Options
+	// watch, once WatchWorkloads ran, answers Observe for Deployments.
+	watch atomic.Pointer[workloadCache]
 }
 
 // quietControllerRuntime silences controller-runtime's complaint that no

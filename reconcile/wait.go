@@ -96,6 +96,14 @@ type Observation struct {
 // Observe reads one object and computes its kstatus.
 func (m *Manager) Observe(ctx context.Context, apiVersion, kind, namespace, name string) (Observation, error) {
 	live := &unstructured.Unstructured{}
+	if wc := m.watch.Load(); wc != nil && apiVersion == "apps/v1" && kind == "Deployment" {
+		if obj, found, answered := wc.get(namespace, name); answered {
+			if !found {
+				return Observation{}, nil
+			}
+			return observation(obj), nil
+		}
+	}
 	live.SetAPIVersion(apiVersion)
 	live.SetKind(kind)
 	err := m.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, live)
@@ -105,9 +113,13 @@ func (m *Manager) Observe(ctx context.Context, apiVersion, kind, namespace, name
 		}
 		return Observation{}, err
 	}
+	return observation(live), nil
+}
+
+func observation(live *unstructured.Unstructured) Observation {
 	res, err := status.Compute(live)
 	if err != nil {
-		return Observation{Found: true, Status: status.UnknownStatus, Message: err.Error(), Annotations: live.GetAnnotations()}, nil
+		return Observation{Found: true, Status: status.UnknownStatus, Message: err.Error(), Annotations: live.GetAnnotations()}
 	}
-	return Observation{Found: true, Status: res.Status, Message: res.Message, Annotations: live.GetAnnotations()}, nil
+	return Observation{Found: true, Status: res.Status, Message: res.Message, Annotations: live.GetAnnotations()}
 }

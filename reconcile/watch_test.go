@@ -1,0 +1,76 @@
+package reconcile
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+)
+
+// TestWatchWorkloads: once the Deployments are watched, a Deployment that
+// sluice applied reports its release on every change, and Observe reads it
+// from the watch: it sees the Deployment become Current and, once deleted,
+// gone, without a GET.
+func TestWatchWorkloads(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := cluster.Namespace(t)
+	m := newManager(t, Options{Namespaces: []string{ns}})
+	var mu sync.Mutex
+	changed := map[string]int{}
+	if err := m.WatchWorkloads(ctx, cluster.Config, func(release string) {
+		mu.Lock()
+		defer mu.Unlock()
+		changed[release]++
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return changed[ns+"/web"]
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if _, err := m.Apply(ctx, Set{Release: ns + "/web", Namespace: ns, Objects: objects(t, app("web:1", 1))}, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the release is reported changed", func() bool { return count() > 0 })
+	eventually("Observe sees the Deployment Current", func() bool {
+		o, err := m.Observe(ctx, "apps/v1", "Deployment", ns, "web")
+		return err == nil && o.Found && o.Status == status.CurrentStatus
+	})
+
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := dyn.Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}).Namespace(ns)
+	before := count()
+	if err := deps.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the deletion is reported", func() bool { return count() > before })
+	eventually("Observe sees the Deployment gone", func() bool {
+		o, err := m.Observe(ctx, "apps/v1", "Deployment", ns, "web")
+		return err == nil && !o.Found
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(changed); n != 1 {
+		t.Errorf("releases reported: %v, want only %s/web", changed, ns)
+	}
+}
