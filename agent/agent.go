@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
@@ -43,14 +45,50 @@ type Agent struct {
 	// writeMu serialises status commits: writers of one process would only
 	// reject each other's pushes.
 	writeMu sync.Mutex
-	ready   atomic.Bool
-	mu      sync.Mutex
-	seen    map[string]seenRelease
-	notify  *notifier
+	// queueMu guards queue, the status writes waiting for the next push,
+	// and statusHead, the status branch's head after the agent's last push.
+	queueMu    sync.Mutex
+	queue      []*statusWrite
+	statusHead plumbing.Hash
+	ready      atomic.Bool
+	mu         sync.Mutex
+	seen       map[string]seenRelease
+	notify     *notifier
 	// pending holds each release's status with the check measurements of
 	// the current step, which are not committed on every tick: only
 	// transitions are. It is used while Git's status is the same step.
 	pending map[string]v1alpha1.ReleaseStatus
+	// files remembers each release file's last pass; dirty marks the
+	// releases whose Deployment changed since (from the watch); wake is
+	// poked when one does. Guarded by mu.
+	files map[string]fileSeen
+	dirty map[string]bool
+	wake  chan struct{}
+	// poke is the push webhook's: poll Git now.
+	poke chan struct{}
+	// heads are the branches' heads at the last poll (pass goroutine only;
+	// statusHead overrides Status after the agent's own pushes).
+	heads gitsource.Heads
+	keys  *passKeys
+	// watching is set once the Deployments are watched: only then can a
+	// release be skipped between timers (without the watch a pass has to
+	// look at the cluster for every release).
+	watching atomic.Bool
+	// reconciled counts, by release file, the passes that looked at it
+	// (guarded by mu).
+	reconciled map[string]int
+}
+
+// fileSeen is what the agent knows of a release file from its last pass:
+// while the spec head, the release's status and its Deployment stay the
+// same and no timer is due, the file is not looked at again.
+type fileSeen struct {
+	key    string
+	id     string
+	phase  v1alpha1.Phase
+	wakeAt time.Time
+	at     time.Time
+	failed bool
 }
 
 // seenRelease remembers a release's inputs at its last pass, so an
@@ -103,7 +141,8 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	}
 	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
 		notify: newNotifier(opts.NotifyURLs, cs, log),
-		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{}}
+		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
+		files: map[string]fileSeen{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},
 		func() float64 { return float64(ag.renderer.Hits()) }))
 	return ag, nil
@@ -131,13 +170,35 @@ type PassResult struct {
 
 // Pass polls Git and reconciles every release once.
 func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
+	return a.pass(ctx, true)
+}
+
+// pass reconciles the releases whose inputs changed: the spec head, their
+// status, their Deployment (marked dirty by the watch), or a timer. With
+// poll false (woken by the cluster, not the interval), Git is not asked:
+// the heads of the last poll stand, with the agent's own status pushes.
+func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	start := time.Now()
 	defer func() { a.metrics.passDuration.Observe(time.Since(start).Seconds()) }()
 	gitStart := time.Now()
-	heads, err := a.src.Heads(ctx)
-	a.metrics.gitPolls.Inc()
-	if err != nil {
-		return nil, err
+	heads := a.heads
+	if poll || heads.Spec.IsZero() {
+		var err error
+		heads, err = a.src.Heads(ctx)
+		a.metrics.gitPolls.Inc()
+		if err != nil {
+			return nil, err
+		}
+		a.heads = heads
+		a.queueMu.Lock()
+		a.statusHead = plumbing.ZeroHash // the poll saw the agent's pushes
+		a.queueMu.Unlock()
+	} else {
+		a.queueMu.Lock()
+		if !a.statusHead.IsZero() {
+			heads.Status = a.statusHead
+		}
+		a.queueMu.Unlock()
 	}
 	if heads.Spec.IsZero() {
 		return nil, fmt.Errorf("branch %s not found in %s", a.opts.Branch, a.src.URL())
@@ -164,7 +225,7 @@ func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
 		}
 	}
 	a.metrics.gitFetch.Observe(time.Since(gitStart).Seconds())
-	files, err := specTree.ReleaseFiles(a.opts.Path)
+	files, keys, err := a.fileKeys(specHead, heads.Status, specTree, statusTree)
 	if err != nil {
 		return nil, err
 	}
@@ -173,12 +234,21 @@ func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
 	sem := make(chan struct{}, a.opts.Concurrency)
 	var wg sync.WaitGroup
 	for _, f := range files {
+		key := keys[f]
+		if seen, skip := a.skipFile(f, key); skip {
+			res.Releases[seen.id] = seen.phase
+			if !seen.wakeAt.IsZero() && (res.WakeAt.IsZero() || seen.wakeAt.Before(res.WakeAt)) {
+				res.WakeAt = seen.wakeAt
+			}
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			out := a.release(ctx, f, specHead, specTree, statusTree)
+			a.rememberFile(f, key, out)
 			mu.Lock()
 			defer mu.Unlock()
 			if out.id != "" {
@@ -199,22 +269,100 @@ func (a *Agent) Pass(ctx context.Context) (*PassResult, error) {
 	return res, nil
 }
 
-// Run polls on the interval until ctx ends, waking early for timers and,
-// for a local repository, for commits.
+// fileKeys lists the release files at specHead with the key of each one's
+// inputs in Git (the spec head and its directory on the status branch),
+// remembered while neither head moves: reading trees is most of an idle
+// pass otherwise.
+func (a *Agent) fileKeys(specHead, statusHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) ([]string, map[string]string, error) {
+	if k := a.keys; k != nil && k.spec == specHead && k.status == statusHead {
+		return k.files, k.keys, nil
+	}
+	files, err := specTree.ReleaseFiles(a.opts.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make(map[string]string, len(files))
+	for _, f := range files {
+		key := specHead.String()
+		if statusTree != nil {
+			key += "|" + statusTree.TreeHash(path.Dir(f)).String()
+		}
+		keys[f] = key
+	}
+	a.keys = &passKeys{spec: specHead, status: statusHead, files: files, keys: keys}
+	return files, keys, nil
+}
+
+// passKeys is fileKeys' memory.
+type passKeys struct {
+	spec, status plumbing.Hash
+	files        []string
+	keys         map[string]string
+}
+
+// skipFile reports whether the release file can be left alone this pass,
+// and clears its dirty mark when it cannot (a change arriving while it is
+// reconciled marks it again).
+func (a *Agent) skipFile(file, key string) (fileSeen, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen, ok := a.files[file]
+	now := a.now()
+	if ok && a.watching.Load() && !seen.failed && seen.key == key && !a.dirty[seen.id] &&
+		(seen.wakeAt.IsZero() || now.Before(seen.wakeAt)) && now.Sub(seen.at) < resync {
+		return seen, true
+	}
+	if ok {
+		delete(a.dirty, seen.id)
+	}
+	return seen, false
+}
+
+func (a *Agent) rememberFile(file, key string, out outcome) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reconciled[file]++
+	a.files[file] = fileSeen{key: key, id: out.id, phase: out.phase, wakeAt: out.wakeAt, at: a.now(), failed: out.failed || out.id == ""}
+}
+
+// markDirty is the watch's callback: the release's Deployment changed.
+func (a *Agent) markDirty(release string) {
+	a.mu.Lock()
+	a.dirty[release] = true
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run polls on the interval until ctx ends, waking early for timers, for
+// changes to the releases' Deployments and, for a local repository, for
+// commits.
 func (a *Agent) Run(ctx context.Context) error {
 	go a.notify.run(ctx)
 	watch, err := a.src.Watch(ctx)
 	if err != nil {
 		a.log.Warn("watch failed; polling only", zap.Error(err))
 	}
+	if err := a.mgr.WatchWorkloads(ctx, a.cfg, a.markDirty); err != nil {
+		a.log.Warn("watching Deployments failed; reading them on every pass", zap.Error(err))
+	} else {
+		a.watching.Store(true)
+	}
 	backoff := time.Second
+	poll := true
+	var lastPoll time.Time
 	for {
+		if poll {
+			lastPoll = time.Now()
+		}
 		// A pass is not cut short by SIGTERM: it finishes its current apply
 		// and status write, then the loop exits.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-		res, err := a.Pass(pctx)
+		res, err := a.pass(pctx, poll)
 		cancel()
-		wait := a.opts.Interval
+		wait := time.Until(lastPoll.Add(a.opts.Interval))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -226,11 +374,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			backoff = time.Second
 			if !res.WakeAt.IsZero() {
 				if d := time.Until(res.WakeAt); d < wait {
-					wait = max(d, 100*time.Millisecond)
+					// A transition's next decision is taken at once.
+					wait = max(d, 10*time.Millisecond)
 				}
 			}
 		}
-		timer := time.NewTimer(wait)
+		timer := time.NewTimer(max(wait, 0))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -238,7 +387,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-watch:
 			timer.Stop()
+			lastPoll = time.Time{}
+		case <-a.poke:
+			timer.Stop()
+			lastPoll = time.Time{}
+		case <-a.wake:
+			timer.Stop()
+			// Let a burst of changes (a rollout's status updates) gather
+			// into one pass.
+			time.Sleep(100 * time.Millisecond)
 		}
+		poll = err != nil || !time.Now().Before(lastPoll.Add(a.opts.Interval))
 	}
 }
 

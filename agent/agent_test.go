@@ -3,12 +3,16 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -261,4 +265,128 @@ func TestCanaryHappyPath(t *testing.T) {
 		t.Errorf("the agent committed on main: %s", n)
 	}
 	_ = seen
+}
+
+// TestIdleAndWatchWake: under Run, an agent with nothing to do looks at no
+// release between polls, and a Deployment deleted behind its back wakes
+// only its release at once (the poll interval is a minute), which puts it
+// back.
+func TestIdleAndWatchWake(t *testing.T) {
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling", "recreate"), func(o *Options) { o.Interval = time.Minute })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.agent.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deps := e.dyn.Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}).Namespace(e.ns)
+	waitFor := func(what string, timeout time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("both releases Succeeded", 90*time.Second, func() bool {
+		return e.status("demo/rolling").Phase == v1alpha1.PhaseSucceeded && e.status("demo/recreate").Phase == v1alpha1.PhaseSucceeded
+	})
+	time.Sleep(2 * time.Second) // the last transitions' follow-up passes
+	rolling, recreate := "releases/demo/rolling/release.yaml", "releases/demo/recreate/release.yaml"
+	count := func(file string) int {
+		e.agent.mu.Lock()
+		defer e.agent.mu.Unlock()
+		return e.agent.reconciled[file]
+	}
+	if count(rolling) == 0 || count(recreate) == 0 {
+		t.Fatalf("reconciled counts %d, %d: the release files are not where the test looks", count(rolling), count(recreate))
+	}
+	before, beforeOther := count(rolling), count(recreate)
+	time.Sleep(3 * time.Second)
+	if n := count(rolling) + count(recreate) - before - beforeOther; n != 0 {
+		t.Errorf("idle agent looked at releases %d times in 3 s, want 0", n)
+	}
+	old, err := deps.Get(ctx, "rolling", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, beforeOther = count(rolling), count(recreate)
+	if err := deps.Delete(ctx, "rolling", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the deleted Deployment back", 20*time.Second, func() bool {
+		d, err := deps.Get(ctx, "rolling", metav1.GetOptions{})
+		return err == nil && d.GetUID() != old.GetUID()
+	})
+	if count(rolling) == before {
+		t.Errorf("demo/rolling was not looked at after its Deployment's deletion")
+	}
+	if n := count(recreate) - beforeOther; n != 0 {
+		t.Errorf("demo/recreate was looked at %d times after another release's Deployment was deleted, want 0", n)
+	}
+
+	// A push webhook makes the agent poll at once: the new image is out
+	// long before the minute's poll.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.agent.Serve(ctx, l)
+	dep := fixture(t, e.ns, "rolling")["releases/demo/rolling/deployment.yaml"]
+	e.repo.Commit(t, "rolling 6.7.9", map[string]string{"releases/demo/rolling/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.9", 1)})
+	e.repo.Push(t)
+	resp, err := http.Post("http://"+l.Addr().String()+"/hook", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /hook: %s", resp.Status)
+	}
+	waitFor("the pushed image applied after the hook", 15*time.Second, func() bool {
+		d, err := deps.Get(ctx, "rolling", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		c, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		return len(c) > 0 && c[0].(map[string]any)["image"] == "ghcr.io/sluice-dev/podinfo:6.7.9"
+	})
+}
+
+// TestGroupCommit: status writes of many releases arriving together and
+// one after the other all land, each as its own commit with its trailers.
+func TestGroupCommit(t *testing.T) {
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling"), nil)
+	head := plumbing.NewHash(e.repo.Head(t, "main"))
+	const releases, each = 12, 4
+	var wg sync.WaitGroup
+	for i := range releases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("ns/r%02d", i)
+			for step := range each {
+				st := v1alpha1.ReleaseStatus{Phase: v1alpha1.PhaseProgressing, Step: int32(step), Message: id}
+				if !e.agent.commitStatus(context.Background(), id, "releases/ns/"+id[3:]+"/status.yaml", st, fmt.Sprintf("step %d", step), nil, head) {
+					t.Errorf("%s step %d: not written", id, step)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	out := gitserver.Git(t, e.repo.Bare, "log", "--format=%(trailers:key=Sluice-Release,valueonly,separator=)@%(trailers:key=Sluice-Step,valueonly,separator=)", "sluice/status")
+	got := map[string]bool{}
+	for _, l := range strings.Fields(out) {
+		got[l] = true
+	}
+	for i := range releases {
+		for step := range each {
+			if key := fmt.Sprintf("ns/r%02d@%d", i, step); !got[key] {
+				t.Errorf("%s: no commit on the status branch", key)
+			}
+		}
+	}
+	if c := gitserver.Git(t, e.repo.Bare, "rev-list", "--count", "sluice/status"); c != fmt.Sprint(releases*each) {
+		t.Errorf("%s commits, want %d", c, releases*each)
+	}
 }

@@ -34,19 +34,60 @@ func (a *Agent) commitStatus(ctx context.Context, id, file string, st v1alpha1.R
 		trailers = append(trailers, gitsource.Trailer{Key: "Sluice-Checks", Value: strategy.ChecksTrailer(checks)})
 	}
 	msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s %s", id, subject), st.Message, trailers)
+	w := &statusWrite{release: id, spec: &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: file, Data: data}}}}
+	return a.writeStatus(ctx, w)
+}
+
+// statusWrite is one release's status commit waiting to be pushed.
+type statusWrite struct {
+	release string
+	spec    *gitsource.CommitSpec
+	done    bool
+	ok      bool
+}
+
+// writeStatus is a group commit: the writes queued while a push is in
+// flight go out together in the next one, each still its own commit with
+// its own trailers, so a fleet of releases changing at once costs a few
+// round trips to the Git server instead of one each.
+func (a *Agent) writeStatus(ctx context.Context, w *statusWrite) bool {
+	a.queueMu.Lock()
+	a.queue = append(a.queue, w)
+	a.queueMu.Unlock()
+
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
-	res, err := a.src.Write(ctx, a.opts.StatusBranch, func(ctx context.Context, _ plumbing.Hash, _ *gitsource.TreeFS) (*gitsource.CommitSpec, error) {
+	a.queueMu.Lock()
+	if w.done {
+		a.queueMu.Unlock()
+		return w.ok // written by the batch of an earlier holder
+	}
+	batch := a.queue
+	a.queue = nil
+	a.queueMu.Unlock()
+	res, err := a.src.WriteChain(ctx, a.opts.StatusBranch, func(ctx context.Context, _ plumbing.Hash, _ *gitsource.TreeFS) ([]*gitsource.CommitSpec, error) {
 		// Status files are the agent's own: there is nothing to merge, the
 		// same content goes on top of whatever the branch holds now.
-		return &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: file, Data: data}}}, nil
+		specs := make([]*gitsource.CommitSpec, len(batch))
+		for i, b := range batch {
+			specs[i] = b.spec
+		}
+		return specs, nil
 	})
+	a.queueMu.Lock()
+	defer a.queueMu.Unlock()
+	for _, b := range batch {
+		b.done, b.ok = true, err == nil
+	}
 	if err != nil {
-		a.log.Error("status commit failed; retried next pass", zap.String("release", id), zap.Error(err))
+		for _, b := range batch {
+			a.log.Error("status commit failed; retried next pass", zap.String("release", b.release), zap.Error(err))
+		}
 		return false
 	}
 	if !res.Commit.IsZero() {
-		a.metrics.commits.Inc()
+		a.metrics.commits.Add(float64(len(batch)))
+		a.statusHead = res.Commit
 	}
 	return true
 }

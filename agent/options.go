@@ -26,6 +26,7 @@ type Options struct {
 	Author             string
 	SigningKeyFile     string
 	Listen             string
+	Pprof              bool
 	LeaderElect        bool
 	LeaderElectNS      string
 	Once               bool
@@ -53,6 +54,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SigningKeyFile, "signing-key-file", "", "SSH private key to sign the agent's commits with (Git's gpg.format=ssh)")
 	fs.StringVar(&o.Author, "author", "sluice <sluice@localhost>", "author of the agent's commits")
 	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
+	fs.BoolVar(&o.Pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on --listen")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
 	fs.StringVar(&o.LeaderElectNS, "leader-elect-namespace", "sluice-system", "namespace of the leader election Lease")
 	fs.BoolVar(&o.Once, "once", false, "run one pass, then exit 0 if every release is healthy or waiting, 1 if any failed")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,6 +25,23 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 		}
 		w.Write([]byte("ok"))
 	})
+	// A push webhook (GitHub, GitLab, Gitea, ...) makes the next poll happen
+	// now. The body is not read: the hook can only make the agent ask Git
+	// sooner, so it needs no secret.
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		a.Poll()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	if a.opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -35,6 +53,15 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// Poll asks for a poll of Git now (several requests before it runs are
+// one poll).
+func (a *Agent) Poll() {
+	select {
+	case a.poke <- struct{}{}:
+	default:
+	}
 }
 
 // SetReady marks the agent ready (a follower under leader election).
