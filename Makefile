@@ -5,7 +5,7 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test vet race demo bench testbin fuzz fmt clean docker e2e
+.PHONY: all build test vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
 
 all: build
 
@@ -41,6 +41,24 @@ bench: build testbin
 	./hack/bench-render.sh
 	$(GO) test -run '^$$' -bench 'CompareGit|CloneMemory' -benchtime 1x ./gitsource/
 	$(GO) run ./hack/benchapply
+
+## bench-fleet: sluice vs Flux keeping N apps applied (N=100; N=1000 and
+## TOOLS=sluice accepted), on one real control plane and Git server; writes
+## docs/benchmarks.md.
+N ?= 100
+TOOLS ?= sluice,flux
+bench-fleet: build testbin testbin-flux
+	N=$(N) TOOLS=$(TOOLS) $(GO) run ./hack/benchfleet
+
+## bench-canary: the same canary with sluice and Argo Rollouts v1.10.2.
+bench-canary: build testbin testbin-argo
+	$(GO) run ./hack/benchcanary
+
+testbin-flux:
+	./hack/testbin-flux.sh
+
+testbin-argo:
+	./hack/testbin-argo.sh
 
 ## testbin: build the real control-plane binaries the cluster tests use.
 testbin:

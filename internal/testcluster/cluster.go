@@ -91,8 +91,8 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// freePorts reserves n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
+// FreePorts reserves n distinct free loopback ports.
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -135,7 +135,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 const adminToken = "sluice-admin-token"
 
 func (c *Cluster) start(ctx context.Context) error {
-	ports, err := freePorts(6)
+	ports, err := FreePorts(6)
 	if err != nil {
 		return err
 	}
@@ -192,11 +192,16 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(kcmPort),
 		"--controllers", "*,-nodeipam,-ttl,-serviceaccount-token",
 		"--node-monitor-grace-period", "40s",
+		// A real cluster's controller-manager is given more than the
+		// default 20 requests/s; a fleet of Deployments otherwise waits on
+		// its client-side rate limit, whatever applied them.
+		"--kube-api-qps", "100", "--kube-api-burst", "200",
 	)...); err != nil {
 		return err
 	}
 	if err := c.run("kube-scheduler", "kube-scheduler", append(kc,
 		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(schedPort),
+		"--kube-api-qps", "100", "--kube-api-burst", "200",
 	)...); err != nil {
 		return err
 	}
