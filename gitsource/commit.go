@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -119,7 +118,7 @@ func (s *Source) WriteChain(ctx context.Context, branch string, recompute Recomp
 			return res, nil // the tree would not change
 		}
 		res.Attempts++
-		err = s.push(ctx, branch, commit)
+		err = s.pushChain(ctx, branch, head, commit)
 		if err == nil {
 			res.Commit = commit
 			return res, nil
@@ -322,30 +321,6 @@ func keys(m map[string][]byte) map[string]bool {
 		out[k] = true
 	}
 	return out
-}
-
-// push sends commit to refs/heads/branch without force.
-func (s *Source) push(ctx context.Context, branch string, commit plumbing.Hash) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	local := plumbing.ReferenceName("refs/sluice/push/" + branch)
-	if err := s.repo.Storer.SetReference(plumbing.NewHashReference(local, commit)); err != nil {
-		return err
-	}
-	err := s.repo.PushContext(ctx, &git.PushOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:refs/heads/%s", local, branch))},
-		Auth:       s.auth,
-		Force:      false,
-	})
-	if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
-		// The remote-tracking ref follows, so the next fetch is incremental.
-		return s.repo.Storer.SetReference(plumbing.NewHashReference(remoteRef(branch), commit))
-	}
-	if isRejected(err) {
-		return fmt.Errorf("%w: %v", ErrRejected, s.wrap("push "+branch, err))
-	}
-	return s.wrap("push "+branch, err)
 }
 
 // isRejected is the one predicate that reads a push error as "the branch
