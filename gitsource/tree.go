@@ -32,6 +32,12 @@ type TreeFS struct {
 	commit plumbing.Hash
 	// lock guards reads against a concurrent fetch into the same storage.
 	lock sync.Locker
+	// mu serialises walks of this tree: go-git builds a tree's entry index
+	// on first use, and dirs keeps the directories already decoded (a
+	// commit's tree never changes), so a thousand releases' lookups do not
+	// decode the same parents a thousand times.
+	mu   sync.Mutex
+	dirs map[string]*object.Tree
 }
 
 var _ filesys.FileSystem = (*TreeFS)(nil)
@@ -48,7 +54,7 @@ func (s *Source) Tree(h plumbing.Hash) (*TreeFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s tree: %w", h, err)
 	}
-	return &TreeFS{root: t, commit: h, lock: s.mu.RLocker()}, nil
+	return &TreeFS{root: t, commit: h, lock: s.mu.RLocker(), dirs: map[string]*object.Tree{}}, nil
 }
 
 // Commit is the commit whose tree this is.
@@ -77,6 +83,8 @@ func relPath(p string) (string, error) {
 func (t *TreeFS) resolve(p string) (*node, error) {
 	t.lock.Lock()
 	defer t.lock.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	rel, err := relPath(p)
 	if err != nil {
 		return nil, err
@@ -96,9 +104,12 @@ func (t *TreeFS) resolve(p string) (*node, error) {
 		here := path.Join(append(append([]string(nil), done...), parts[i])...)
 		switch e.Mode {
 		case filemode.Dir:
-			sub, err := cur.Tree(parts[i])
-			if err != nil {
-				return nil, err
+			sub, ok := t.dirs[here]
+			if !ok {
+				if sub, err = cur.Tree(parts[i]); err != nil {
+					return nil, err
+				}
+				t.dirs[here] = sub
 			}
 			cur, done = sub, append(done, parts[i])
 		case filemode.Symlink:
