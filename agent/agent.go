@@ -68,8 +68,9 @@ type Agent struct {
 	poke chan struct{}
 	// heads are the branches' heads at the last poll (pass goroutine only;
 	// statusHead overrides Status after the agent's own pushes).
-	heads gitsource.Heads
-	keys  *passKeys
+	heads  gitsource.Heads
+	files0 *releaseFiles
+	trees  map[plumbing.Hash]*gitsource.TreeFS
 	// watching is set once the Deployments are watched: only then can a
 	// release be skipped between timers (without the watch a pass has to
 	// look at the cluster for every release).
@@ -84,6 +85,7 @@ type Agent struct {
 // same and no timer is due, the file is not looked at again.
 type fileSeen struct {
 	key    string
+	dirs   []string
 	id     string
 	phase  v1alpha1.Phase
 	wakeAt time.Time
@@ -142,7 +144,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
 		notify: newNotifier(opts.NotifyURLs, cs, log),
 		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
-		files: map[string]fileSeen{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
+		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},
 		func() float64 { return float64(ag.renderer.Hits()) }))
 	return ag, nil
@@ -207,7 +209,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	specTree, err := a.src.Tree(specHead)
+	specTree, err := a.tree(specHead)
 	if err != nil {
 		return nil, err
 	}
@@ -219,13 +221,13 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			if statusTree, err = a.src.Tree(h); err != nil {
+			if statusTree, err = a.tree(h); err != nil {
 				return nil, err
 			}
 		}
 	}
 	a.metrics.gitFetch.Observe(time.Since(gitStart).Seconds())
-	files, keys, err := a.fileKeys(specHead, heads.Status, specTree, statusTree)
+	files, keys, err := a.fileKeys(specHead, specTree, statusTree)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +250,15 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			out := a.release(ctx, f, specHead, specTree, statusTree)
+			if len(out.dirs) > 0 {
+				// Keyed on what the render read, so the next pass skips
+				// the file unless one of those directories or its status
+				// changes.
+				key = dirsKey(specTree, out.dirs)
+				if statusTree != nil {
+					key += "|" + statusTree.TreeHash(path.Dir(f)).String()
+				}
+			}
 			a.rememberFile(f, key, out)
 			mu.Lock()
 			defer mu.Unlock()
@@ -270,34 +281,55 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 }
 
 // fileKeys lists the release files at specHead with the key of each one's
-// inputs in Git (the spec head and its directory on the status branch),
-// remembered while neither head moves: reading trees is most of an idle
-// pass otherwise.
-func (a *Agent) fileKeys(specHead, statusHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) ([]string, map[string]string, error) {
-	if k := a.keys; k != nil && k.spec == specHead && k.status == statusHead {
-		return k.files, k.keys, nil
+// inputs in Git: the tree hashes of the directories its last render read
+// (the spec head for a file not rendered yet) and of its directory on the
+// status branch. A push changing one app changes one key.
+func (a *Agent) fileKeys(specHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) ([]string, map[string]string, error) {
+	if a.files0 == nil || a.files0.spec != specHead {
+		files, err := specTree.ReleaseFiles(a.opts.Path)
+		if err != nil {
+			return nil, nil, err
+		}
+		a.files0 = &releaseFiles{spec: specHead, files: files}
 	}
-	files, err := specTree.ReleaseFiles(a.opts.Path)
-	if err != nil {
-		return nil, nil, err
-	}
+	files := a.files0.files
 	keys := make(map[string]string, len(files))
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, f := range files {
 		key := specHead.String()
+		if seen, ok := a.files[f]; ok && len(seen.dirs) > 0 {
+			key = dirsKey(specTree, seen.dirs)
+		}
 		if statusTree != nil {
 			key += "|" + statusTree.TreeHash(path.Dir(f)).String()
 		}
 		keys[f] = key
 	}
-	a.keys = &passKeys{spec: specHead, status: statusHead, files: files, keys: keys}
 	return files, keys, nil
 }
 
-// passKeys is fileKeys' memory.
-type passKeys struct {
-	spec, status plumbing.Hash
-	files        []string
-	keys         map[string]string
+// releaseFiles is fileKeys' memory of the release files at a spec head.
+type releaseFiles struct {
+	spec  plumbing.Hash
+	files []string
+}
+
+// tree returns the file system of commit h, kept while it is one of the
+// heads in use: its directory cache makes the next pass's keys cheap.
+func (a *Agent) tree(h plumbing.Hash) (*gitsource.TreeFS, error) {
+	if t, ok := a.trees[h]; ok {
+		return t, nil
+	}
+	t, err := a.src.Tree(h)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.trees) >= 4 {
+		clear(a.trees)
+	}
+	a.trees[h] = t
+	return t, nil
 }
 
 // skipFile reports whether the release file can be left alone this pass,
@@ -322,7 +354,7 @@ func (a *Agent) rememberFile(file, key string, out outcome) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reconciled[file]++
-	a.files[file] = fileSeen{key: key, id: out.id, phase: out.phase, wakeAt: out.wakeAt, at: a.now(), failed: out.failed || out.id == ""}
+	a.files[file] = fileSeen{key: key, dirs: out.dirs, id: out.id, phase: out.phase, wakeAt: out.wakeAt, at: a.now(), failed: out.failed || out.id == ""}
 }
 
 // markDirty is the watch's callback: the release's Deployment changed.

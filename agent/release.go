@@ -26,7 +26,9 @@ import (
 const VersionAnnotation = "sluice.dev/version"
 
 type outcome struct {
-	file    string
+	file string
+	// dirs are the directories the release's render reads.
+	dirs    []string
 	id      string
 	phase   v1alpha1.Phase
 	failed  bool
@@ -52,7 +54,8 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	if err != nil {
 		a.log.Error("status unreadable", zap.String("file", statusFile), zap.Error(err))
 	}
-	key := renderKey(specTree, dir, file)
+	key, dirs := renderInputs(specTree, dir, file)
+	out.dirs = dirs
 	renderStart := time.Now()
 	p, head, err := a.renderer.Load(ctx, specTree, "/", file, key)
 	a.metrics.render.Observe(time.Since(renderStart).Seconds())
@@ -221,14 +224,29 @@ func (a *Agent) renderAt(ctx context.Context, h plumbing.Hash, file string) (*re
 // its directory and of every directory its kustomization reaches (bases
 // elsewhere in the repository included).
 func renderKey(tree *gitsource.TreeFS, dir, file string) string {
-	key := []string{tree.TreeHash(dir).String()}
+	key, _ := renderInputs(tree, dir, file)
+	return key
+}
+
+// renderInputs is renderKey with the directories it hashed.
+func renderInputs(tree *gitsource.TreeFS, dir, file string) (string, []string) {
+	dirs := []string{dir}
 	b, err := tree.ReadFile("/" + file)
 	if err == nil {
 		if p, err := v1alpha1.ParseRelease(file, b); err == nil {
 			for _, d := range render.SourceDirs(tree, "/"+p.SourceDir()) {
-				key = append(key, tree.TreeHash(strings.TrimPrefix(d, "/")).String())
+				dirs = append(dirs, strings.TrimPrefix(d, "/"))
 			}
 		}
+	}
+	return dirsKey(tree, dirs), dirs
+}
+
+// dirsKey joins the tree hashes of dirs.
+func dirsKey(tree *gitsource.TreeFS, dirs []string) string {
+	key := make([]string, len(dirs))
+	for i, d := range dirs {
+		key[i] = tree.TreeHash(d).String()
 	}
 	return strings.Join(key, "+")
 }
