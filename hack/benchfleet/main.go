@@ -11,7 +11,10 @@
 // Environment: N (apps, default 100), TOOLS (default "sluice,flux"),
 // PUSHES (push→applied samples per tool, default 3), IDLE (default 60s),
 // FLUX_INTERVAL (GitRepository interval, default 10s), FLUX_BIN (directory of
-// the Flux controllers and crds.yaml), DOC (default docs/benchmarks.md).
+// the Flux controllers and crds.yaml), DOC (default docs/benchmarks.md),
+// FLOOR=0 (skip the control plane's floor), CONCURRENCY (sluice's
+// --concurrency), LOG_LEVEL (the agent's), PROFILE=dir (the agent's CPU
+// profiles of its cold start and idle minute, and heap, into dir).
 package main
 
 import (
@@ -53,15 +56,17 @@ type config struct {
 
 // result is one tool's measurements.
 type result struct {
-	tool        string
-	cold        time.Duration
-	push        []time.Duration
-	idleCPU     float64
-	rss         float64
-	reqCold     float64
-	reqIdle     float64
-	gitReqIdle  int64
-	coldTimeout bool
+	tool       string
+	cold       time.Duration
+	push       []time.Duration
+	idleCPU    float64
+	rss        float64
+	reqCold    float64
+	reqIdle    float64
+	gitReqIdle int64
+	// topCold lists the most frequent API requests (all clients) of the
+	// cold start.
+	topCold []string
 }
 
 func (r *result) pushMedian() time.Duration {
@@ -168,6 +173,12 @@ func run() error {
 	baseRate := (base1 - base0) / 20 // requests per second
 	say("control plane alone: %.0f API requests/min", baseRate*60)
 
+	var floor time.Duration
+	if env("FLOOR", "1") != "0" {
+		if floor, err = benchFloor(ctx, cfg, cluster, cs, repo); err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+	}
 	var results []*result
 	for _, tool := range cfg.tools {
 		var r *result
@@ -182,7 +193,66 @@ func run() error {
 		}
 		results = append(results, r)
 	}
-	return report(cfg, results, baseRate)
+	return report(cfg, results, baseRate, floor)
+}
+
+// benchFloor is the control plane's own pace: every app's objects applied
+// one after the other from files already rendered (as one `kubectl apply
+// --server-side` does), until every Deployment is Available.
+func benchFloor(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs kubernetes.Interface, repo *repo) (time.Duration, error) {
+	const ns = "fleet-floor"
+	if err := ensureNamespace(ctx, cs, ns); err != nil {
+		return 0, err
+	}
+	var all []byte
+	for i := range cfg.n {
+		app := fmt.Sprintf("app-%03d", i)
+		for _, f := range []string{"deployment.yaml", "service.yaml", "route.yaml"} {
+			b, err := os.ReadFile(filepath.Join(repo.clone, "apps", app, f))
+			if err != nil {
+				return 0, err
+			}
+			all = append(append(all, "---\n"...), strings.Replace(string(b), "metadata:\n", "metadata:\n  namespace: "+ns+"\n", 1)...)
+		}
+	}
+	deps, err := benchkit.WatchDeployments(ctx, cs, ns)
+	if err != nil {
+		return 0, err
+	}
+	defer deps.Close()
+	started := time.Now()
+	if err := testcluster.ApplyYAML(ctx, cluster.Config, all); err != nil {
+		return 0, err
+	}
+	at, err := deps.Until(ctx, func(ds []*appsv1.Deployment) bool {
+		n := 0
+		for _, d := range ds {
+			if benchkit.Available(d) {
+				n++
+			}
+		}
+		return n >= cfg.n
+	})
+	if err != nil {
+		return 0, err
+	}
+	say("floor: %d apps applied by one server-side apply client, all Available in %.1fs", cfg.n, at.Sub(started).Seconds())
+	// The floor's objects go before the tools start, so their clean-up
+	// does not load the control plane during a tool's run.
+	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return 0, err
+	}
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("namespace %s not gone after 10 minutes", ns)
+		}
+		time.Sleep(time.Second)
+	}
+	say("floor: namespace %s deleted", ns)
+	return at.Sub(started), nil
 }
 
 // repo is the fleet's Git repository: a bare one served over HTTP and a
@@ -356,6 +426,7 @@ var httpRoutes = schema.GroupVersionResource{Group: "gateway.networking.k8s.io",
 // starts; settle waits until the tool is done with a push.
 func measure(ctx context.Context, cfg config, cs kubernetes.Interface, dyn dynamic.Interface, repo *repo, r *result, procs benchkit.Procs,
 	ns string, started time.Time, req0 float64, pushes int, coldLimit time.Duration, settle func(context.Context) error, onIdle func()) error {
+	by0, _ := benchkit.APIRequestsBy(ctx, cs)
 	deps, err := benchkit.WatchDeployments(ctx, cs, ns)
 	if err != nil {
 		return err
@@ -365,7 +436,16 @@ func measure(ctx context.Context, cfg config, cs kubernetes.Interface, dyn dynam
 	at, err := fleetReady(cctx, cs, dyn, deps, ns, cfg.n)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cold start: %w", err)
+		ready := 0
+		deps.Until(ctx, func(ds []*appsv1.Deployment) bool {
+			for _, d := range ds {
+				if benchkit.Available(d) {
+					ready++
+				}
+			}
+			return true
+		})
+		return fmt.Errorf("cold start, %s after the start, %d of %d Deployments Available: %w", time.Since(started).Round(time.Second), ready, cfg.n, err)
 	}
 	r.cold = at.Sub(started)
 	req1, err := benchkit.APIRequests(ctx, cs)
@@ -373,7 +453,10 @@ func measure(ctx context.Context, cfg config, cs kubernetes.Interface, dyn dynam
 		return err
 	}
 	r.reqCold = req1 - req0
-	say("%s cold: %d apps Available in %.1fs, %.0f API requests", r.tool, cfg.n, r.cold.Seconds(), r.reqCold)
+	if by1, err := benchkit.APIRequestsBy(ctx, cs); err == nil {
+		r.topCold = benchkit.TopDelta(by0, by1, 8)
+	}
+	say("%s cold: %d apps Available in %.1fs, %.0f API requests (most: %s)", r.tool, cfg.n, r.cold.Seconds(), r.reqCold, strings.Join(r.topCold, ", "))
 	if err := settle(ctx); err != nil {
 		return err
 	}
@@ -452,7 +535,10 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 	say("sluice: starting `sluice agent --interval 1s` (log: %s)", logf.Name())
 	args := []string{"agent", "--repo", repo.url, "--interval", "1s",
 		"--kubeconfig", cluster.Kubeconfig, "--namespaces", ns, "--listen", "",
-		"--cache-dir", filepath.Join(dir, "repo"), "--log-format", "console", "--log-level", "warn"}
+		"--cache-dir", filepath.Join(dir, "repo"), "--log-format", "console", "--log-level", env("LOG_LEVEL", "warn")}
+	if c := os.Getenv("CONCURRENCY"); c != "" {
+		args = append(args, "--concurrency", c)
+	}
 	// PROFILE=dir: profile the agent's idle minute (CPU and heap) into dir.
 	var onIdle func()
 	if profDir := os.Getenv("PROFILE"); profDir != "" {
@@ -481,6 +567,24 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 		}
 	}
 	cmd := exec.Command(bin, args...)
+	if onIdle != nil {
+		// And the cold start's first seconds.
+		addr := args[len(args)-2]
+		go func() {
+			for i := 0; i < 100; i++ {
+				resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=15")
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				os.MkdirAll(os.Getenv("PROFILE"), 0o755)
+				os.WriteFile(filepath.Join(os.Getenv("PROFILE"), "cold-cpu.pprof"), b, 0o644)
+				return
+			}
+		}()
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -488,21 +592,36 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 	}
 	procs := benchkit.Procs{cmd}
 	defer procs.Stop()
-	// Settled: the agent has committed the last transition (a rolling
-	// release is Succeeded once its Deployment is Available) — give it the
-	// same margin after every change.
-	settle := func(ctx context.Context) error {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(3 * time.Second):
-			return nil
-		}
-	}
+	// Settled: the agent has committed its last transition (a rolling
+	// release is Succeeded once its Deployment is Available) and the
+	// status branch has not moved for 3 s.
+	settle := func(ctx context.Context) error { return statusQuiet(ctx, repo, 3*time.Second) }
 	if err := measure(ctx, cfg, cs, dyn, repo, r, procs, ns, started, req0, cfg.pushes, 10*time.Minute, settle, onIdle); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// statusQuiet waits until the status branch has not moved for quiet.
+func statusQuiet(ctx context.Context, repo *repo, quiet time.Duration) error {
+	last, since := "", time.Now()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		head, _ := benchkit.Git(repo.clone, "ls-remote", "origin", "refs/heads/sluice/status")
+		if head != last {
+			last, since = head, time.Now()
+		} else if head != "" && time.Since(since) >= quiet {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the status branch kept moving for 5 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 var (
@@ -542,6 +661,9 @@ func benchFlux(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs
 		return nil, err
 	}
 	storage := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if err := os.MkdirAll(filepath.Join(dir, "storage"), 0o755); err != nil {
+		return nil, err
+	}
 	logf, err := os.Create(filepath.Join(os.TempDir(), "sluice-bench-fleet-flux.log"))
 	if err != nil {
 		return nil, err
@@ -669,6 +791,13 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func httpGet(ctx context.Context, url string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -682,7 +811,7 @@ func httpGet(ctx context.Context, url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-func report(cfg config, results []*result, baseRate float64) error {
+func report(cfg config, results []*result, baseRate float64, floor time.Duration) error {
 	get := func(tool string) *result {
 		for _, r := range results {
 			if r.tool == tool {

@@ -167,7 +167,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--service-account-signing-key-file", filepath.Join(c.Dir, "sa.key"),
 		"--token-auth-file", filepath.Join(c.Dir, "tokens.csv"),
 		"--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "10.0.0.0/24",
+		"--service-cluster-ip-range", "10.96.0.0/16", // room for fleets of Services
 		"--disable-admission-plugins", "ServiceAccount",
 		"--v", "1",
 	); err != nil {
