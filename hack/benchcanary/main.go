@@ -45,14 +45,11 @@ import (
 const replicas = 10
 
 var (
-	start     = time.Now()
 	rollouts  = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
 	routesGVR = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
 )
 
-func say(format string, args ...any) {
-	fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-}
+var say = benchkit.Say
 
 func main() {
 	if err := run(); err != nil {
@@ -90,22 +87,11 @@ func run() error {
 	}
 	defer os.RemoveAll(work)
 
-	say("starting the control plane")
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	cluster, err := testcluster.Start(cctx)
-	cancel()
+	cluster, cs, dyn, err := benchkit.StartCluster(ctx)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	cs, err := kubernetes.NewForConfig(cluster.Config)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		return err
-	}
 	s, err := benchSluice(ctx, cluster, cs, dyn, sluice, work, runs)
 	if err != nil {
 		return fmt.Errorf("sluice: %w", err)
@@ -141,12 +127,7 @@ One real control plane (kwok pods), %d replicas, steps setWeight 10, pause 1s, s
 	return nil
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+var envOr = benchkit.Env
 
 func list(v []float64) string {
 	var s []string

@@ -77,11 +77,7 @@ func (r *result) pushMedian() time.Duration {
 	return time.Duration(benchkit.Median(v) * float64(time.Second))
 }
 
-var start = time.Now()
-
-func say(format string, args ...any) {
-	fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-}
+var say = benchkit.Say
 
 func main() {
 	if err := run(); err != nil {
@@ -90,12 +86,7 @@ func main() {
 	}
 }
 
-func env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+var env = benchkit.Env
 
 func loadConfig() (config, error) {
 	root, _ := os.Getwd()
@@ -137,22 +128,11 @@ func run() error {
 	}
 	defer os.RemoveAll(work)
 
-	say("starting the control plane")
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	cluster, err := testcluster.Start(cctx)
-	cancel()
+	cluster, cs, dyn, err := benchkit.StartCluster(ctx)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	cs, err := kubernetes.NewForConfig(cluster.Config)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cluster.Config)
-	if err != nil {
-		return err
-	}
 
 	say("generating a repository of %d apps", cfg.n)
 	repo, err := newRepo(work, cfg.n)

@@ -26,9 +26,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
 // GitServer serves the bare repositories under Root over smart HTTP (git
@@ -186,11 +189,21 @@ func (p Procs) Stop() {
 // APIRequests sums the API server's apiserver_request_total over all its
 // series: every request any client made.
 func APIRequests(ctx context.Context, cs kubernetes.Interface) (float64, error) {
+	by, err := APIRequestsBy(ctx, cs)
+	var sum float64
+	for _, v := range by {
+		sum += v
+	}
+	return sum, err
+}
+
+// APIRequestsBy is apiserver_request_total by "VERB resource".
+func APIRequestsBy(ctx context.Context, cs kubernetes.Interface) (map[string]float64, error) {
 	b, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("API server /metrics: %w", err)
+		return nil, fmt.Errorf("API server /metrics: %w", err)
 	}
-	var sum float64
+	out := map[string]float64{}
 	for line := range bytes.Lines(b) {
 		if !bytes.HasPrefix(line, []byte("apiserver_request_total{")) {
 			continue
@@ -198,11 +211,40 @@ func APIRequests(ctx context.Context, cs kubernetes.Interface) (float64, error) 
 		f := strings.Fields(string(line))
 		v, err := strconv.ParseFloat(f[len(f)-1], 64)
 		if err != nil {
-			return 0, fmt.Errorf("API server /metrics: %q: %w", line, err)
+			return nil, fmt.Errorf("API server /metrics: %q: %w", line, err)
 		}
-		sum += v
+		out[label(f[0], "verb")+" "+label(f[0], "resource")] += v
 	}
-	return sum, nil
+	return out, nil
+}
+
+func label(series, name string) string {
+	i := strings.Index(series, name+"=\"")
+	if i < 0 {
+		return ""
+	}
+	rest := series[i+len(name)+2:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// TopDelta lists the keys whose count grew most from a to b, as "key n".
+func TopDelta(a, b map[string]float64, n int) []string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var d []kv
+	for k, v := range b {
+		if v-a[k] > 0 {
+			d = append(d, kv{k, v - a[k]})
+		}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i].v > d[j].v })
+	var out []string
+	for i := 0; i < len(d) && i < n; i++ {
+		out = append(out, fmt.Sprintf("%s %.0f", d[i].k, d[i].v))
+	}
+	return out
 }
 
 // Deployments is a watch-fed view of a namespace's Deployments: waiting on
@@ -340,4 +382,41 @@ func WriteSection(path, key, body string) error {
 	}
 	doc = strings.TrimRight(doc, "\n") + "\n\n" + section + "\n"
 	return os.WriteFile(path, []byte(doc), 0o644)
+}
+
+var start = time.Now()
+
+// Say prints a line with the seconds since the program started.
+func Say(format string, args ...any) {
+	fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Env is the environment variable key, or def when it is empty.
+func Env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// StartCluster starts the test control plane with clients for it.
+func StartCluster(ctx context.Context) (*testcluster.Cluster, kubernetes.Interface, dynamic.Interface, error) {
+	Say("starting the control plane")
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cluster, err := testcluster.Start(cctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cluster.Config)
+	if err != nil {
+		cluster.Stop()
+		return nil, nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		cluster.Stop()
+		return nil, nil, nil, err
+	}
+	return cluster, cs, dyn, nil
 }
