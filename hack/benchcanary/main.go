@@ -339,8 +339,14 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 	}
 	hook := fmt.Sprintf("http://127.0.0.1:%d/hook", ports[0])
 	srv.OnPush = func() {
-		if resp, err := http.Post(hook, "application/json", strings.NewReader("{}")); err == nil {
-			resp.Body.Close()
+		resp, err := http.Post(hook, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			say("sluice: push webhook: %v", err)
+			return
+		}
+		resp.Body.Close()
+		if os.Getenv("LOG_LEVEL") != "" {
+			say("sluice: push webhook: %s", resp.Status)
 		}
 	}
 	cmd := exec.Command(bin, "agent", "--repo", srv.URL+"/canary.git", "--interval", "1s",

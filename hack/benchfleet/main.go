@@ -771,13 +771,6 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func httpGet(ctx context.Context, url string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -831,6 +824,16 @@ func report(cfg config, results []*result, baseRate float64, floor time.Duration
 		fmt.Fprintln(tw, line+" |")
 	}
 	row("cold: start → all Deployments Available (s)", func(r *result) float64 { return r.cold.Seconds() }, "%.1f", true)
+	if floor > 0 {
+		line := fmt.Sprintf("| floor: the rendered objects applied by one server-side apply client → all Available (s) | %.1f", floor.Seconds())
+		for range len(cols) - 1 {
+			line += " | "
+		}
+		if s != nil && f != nil {
+			line += " | "
+		}
+		fmt.Fprintln(tw, line+" |")
+	}
 	row(fmt.Sprintf("push → applied (s, median of %d for sluice, 1 for flux)", cfg.pushes), func(r *result) float64 { return r.pushMedian().Seconds() }, "%.2f", true)
 	row("idle CPU (s per 60 s)", func(r *result) float64 { return r.idleCPU }, "%.2f", true)
 	row("peak RSS (MiB, all the tool's processes)", func(r *result) float64 { return r.rss }, "%.0f", true)
