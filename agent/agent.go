@@ -233,6 +233,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	}
 	res := &PassResult{Releases: map[string]v1alpha1.Phase{}}
 	var mu sync.Mutex
+	reconciled := 0
 	sem := make(chan struct{}, a.opts.Concurrency)
 	var wg sync.WaitGroup
 	for _, f := range files {
@@ -245,6 +246,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 			continue
 		}
 		wg.Add(1)
+		reconciled++
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
@@ -276,6 +278,8 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	}
 	wg.Wait()
 	sort.Strings(res.Failed)
+	a.log.Debug("pass", zap.Bool("poll", poll), zap.Stringer("spec", specHead), zap.Int("releases", len(files)),
+		zap.Int("reconciled", reconciled), zap.Duration("took", time.Since(start)))
 	a.ready.Store(true)
 	return res, nil
 }

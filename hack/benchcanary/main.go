@@ -319,6 +319,11 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 		return nil, err
 	}
 	defer srv.Close()
+	// People push over HTTP, as to any Git host (and the host's push
+	// webhook follows).
+	if _, err := benchkit.Git(clone, "remote", "set-url", "origin", srv.URL+"/canary.git"); err != nil {
+		return nil, err
+	}
 	watch, err := watchServing(ctx, cs, dyn, ns)
 	if err != nil {
 		return nil, err

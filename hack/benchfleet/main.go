@@ -273,6 +273,10 @@ func newRepo(work string, n int) (*repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	// People push over HTTP, as to any Git host.
+	if _, err := benchkit.Git(clone, "remote", "set-url", "origin", srv.URL+"/fleet.git"); err != nil {
+		return nil, err
+	}
 	return &repo{server: srv, url: srv.URL + "/fleet.git", clone: clone}, nil
 }
 
