@@ -278,8 +278,10 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	}
 	wg.Wait()
 	sort.Strings(res.Failed)
-	a.log.Debug("pass", zap.Bool("poll", poll), zap.Stringer("spec", specHead), zap.Int("releases", len(files)),
-		zap.Int("reconciled", reconciled), zap.Duration("took", time.Since(start)))
+	if ce := a.log.Check(zap.DebugLevel, "pass"); ce != nil {
+		ce.Write(zap.Bool("poll", poll), zap.Stringer("spec", specHead), zap.Int("releases", len(files)),
+			zap.Int("reconciled", reconciled), zap.Duration("took", time.Since(start)))
+	}
 	a.ready.Store(true)
 	return res, nil
 }

@@ -124,8 +124,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 
 	// Skip a release whose inputs did not change, unless a timer is due or
 	// the drift resync is.
-	fp := fmt.Sprintf("%s|%s|%s|%+v", key, specHead, statusKey(st), in.Observed)
-	if a.unchanged(out.id, fp) {
+	if a.unchanged(out.id, fingerprint(key, st, in.Observed)) {
 		out.phase = st.Phase
 		return out
 	}
@@ -200,7 +199,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		}
 	}
 	a.setPending(out.id, plan)
-	a.remember(out.id, fmt.Sprintf("%s|%s|%s|%+v", key, specHead, statusKey(plan.Status), in.Observed), plan.WakeAt)
+	a.remember(out.id, fingerprint(key, plan.Status, in.Observed), plan.WakeAt)
 	return out
 }
 
@@ -285,6 +284,13 @@ func readStatus(tree *gitsource.TreeFS, file string) (v1alpha1.ReleaseStatus, er
 	}
 	err = yaml.Unmarshal(b, &st)
 	return st, err
+}
+
+// fingerprint is what a release's pass depends on: its render inputs by
+// content (not the spec head: a push to another release changes nothing
+// here), its status and what the cluster runs.
+func fingerprint(renderKey string, st v1alpha1.ReleaseStatus, o strategy.Observed) string {
+	return fmt.Sprintf("%s|%s|%+v", renderKey, statusKey(st), o)
 }
 
 func statusKey(st v1alpha1.ReleaseStatus) string {
