@@ -39,6 +39,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/sluice-dev/sluice/internal/benchkit"
+	"github.com/sluice-dev/sluice/internal/gitserver"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
@@ -283,25 +284,20 @@ spec:
 	}
 }
 
-func createNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	return err
-}
-
 func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, bin, work string, runs int) (*result, error) {
 	const ns = "canary-sluice"
-	if err := createNamespace(ctx, cs, ns); err != nil {
+	if err := benchkit.EnsureNamespace(ctx, cs, ns); err != nil {
 		return nil, err
 	}
 	gitRoot, clone := filepath.Join(work, "git"), filepath.Join(work, "clone")
 	bare := filepath.Join(gitRoot, "canary.git")
-	if _, err := benchkit.Git(work, "init", "-q", "--bare", "-b", "main", bare); err != nil {
+	if _, err := gitserver.GitErr(work, "init", "-q", "--bare", "-b", "main", bare); err != nil {
 		return nil, err
 	}
-	if _, err := benchkit.Git(work, "clone", "-q", bare, clone); err != nil {
+	if _, err := gitserver.GitErr(work, "clone", "-q", bare, clone); err != nil {
 		return nil, err
 	}
-	benchkit.Git(clone, "checkout", "-q", "-b", "main")
+	gitserver.GitErr(clone, "checkout", "-q", "-b", "main")
 	files := map[string]string{}
 	for name, content := range manifests(ns) {
 		files[filepath.Join("releases", ns, "app", name)] = content
@@ -310,7 +306,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 		return nil, err
 	}
 	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "the app"}, {"push", "-q", "origin", "main"}} {
-		if _, err := benchkit.Git(clone, args...); err != nil {
+		if _, err := gitserver.GitErr(clone, args...); err != nil {
 			return nil, err
 		}
 	}
@@ -321,7 +317,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 	defer srv.Close()
 	// People push over HTTP, as to any Git host (and the host's push
 	// webhook follows).
-	if _, err := benchkit.Git(clone, "remote", "set-url", "origin", srv.URL+"/canary.git"); err != nil {
+	if _, err := gitserver.GitErr(clone, "remote", "set-url", "origin", srv.URL+"/canary.git"); err != nil {
 		return nil, err
 	}
 	watch, err := watchServing(ctx, cs, dyn, ns)
@@ -380,7 +376,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 			return nil, err
 		}
 		for _, args := range [][]string{{"commit", "-q", "-am", "app " + image(i)}, {"push", "-q", "origin", "main"}} {
-			if _, err := benchkit.Git(clone, args...); err != nil {
+			if _, err := gitserver.GitErr(clone, args...); err != nil {
 				return nil, err
 			}
 		}
@@ -404,8 +400,8 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 func sluiceSettled(ctx context.Context, clone, ns string) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		if _, err := benchkit.Git(clone, "fetch", "-q", "origin", "sluice/status"); err == nil {
-			out, _ := benchkit.Git(clone, "log", "-1", "--format=%B", "FETCH_HEAD")
+		if _, err := gitserver.GitErr(clone, "fetch", "-q", "origin", "sluice/status"); err == nil {
+			out, _ := gitserver.GitErr(clone, "log", "-1", "--format=%B", "FETCH_HEAD")
 			if strings.Contains(out, "Sluice-Phase: Succeeded") && strings.Contains(out, "Sluice-Release: "+ns+"/app") {
 				return nil
 			}
@@ -419,7 +415,7 @@ func sluiceSettled(ctx context.Context, clone, ns string) error {
 
 func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, binDir, work string, runs int) (*result, error) {
 	const ns = "canary-argo"
-	if err := createNamespace(ctx, cs, ns); err != nil {
+	if err := benchkit.EnsureNamespace(ctx, cs, ns); err != nil {
 		return nil, err
 	}
 	crds, err := os.ReadFile(filepath.Join(binDir, "crds.yaml"))
@@ -428,15 +424,6 @@ func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.
 	}
 	if err := testcluster.ApplyYAML(ctx, cluster.Config, crds); err != nil {
 		return nil, fmt.Errorf("Argo Rollouts CRDs: %w", err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := dyn.Resource(rollouts).Namespace(ns).List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return nil, fmt.Errorf("rollouts CRD not served: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	ports, err := testcluster.FreePorts(2)
 	if err != nil {

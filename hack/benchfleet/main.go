@@ -32,7 +32,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,6 +39,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-dev/sluice/internal/benchkit"
+	"github.com/sluice-dev/sluice/internal/gitserver"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
@@ -181,7 +181,7 @@ func run() error {
 // --server-side` does), until every Deployment is Available.
 func benchFloor(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs kubernetes.Interface, repo *repo) (time.Duration, error) {
 	const ns = "fleet-floor"
-	if err := ensureNamespace(ctx, cs, ns); err != nil {
+	if err := benchkit.EnsureNamespace(ctx, cs, ns); err != nil {
 		return 0, err
 	}
 	var all []byte
@@ -247,13 +247,13 @@ type repo struct {
 func newRepo(work string, n int) (*repo, error) {
 	root := filepath.Join(work, "git")
 	bare, clone := filepath.Join(root, "fleet.git"), filepath.Join(work, "clone")
-	if _, err := benchkit.Git(work, "init", "-q", "--bare", "-b", "main", bare); err != nil {
+	if _, err := gitserver.GitErr(work, "init", "-q", "--bare", "-b", "main", bare); err != nil {
 		return nil, err
 	}
-	if _, err := benchkit.Git(work, "clone", "-q", bare, clone); err != nil {
+	if _, err := gitserver.GitErr(work, "clone", "-q", bare, clone); err != nil {
 		return nil, err
 	}
-	benchkit.Git(clone, "checkout", "-q", "-b", "main")
+	gitserver.GitErr(clone, "checkout", "-q", "-b", "main")
 	files := map[string]string{}
 	for i := range n {
 		app := fmt.Sprintf("app-%03d", i)
@@ -265,7 +265,7 @@ func newRepo(work string, n int) (*repo, error) {
 		return nil, err
 	}
 	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", fmt.Sprintf("%d apps", n)}, {"push", "-q", "origin", "main"}} {
-		if _, err := benchkit.Git(clone, args...); err != nil {
+		if _, err := gitserver.GitErr(clone, args...); err != nil {
 			return nil, err
 		}
 	}
@@ -274,7 +274,7 @@ func newRepo(work string, n int) (*repo, error) {
 		return nil, err
 	}
 	// People push over HTTP, as to any Git host.
-	if _, err := benchkit.Git(clone, "remote", "set-url", "origin", srv.URL+"/fleet.git"); err != nil {
+	if _, err := gitserver.GitErr(clone, "remote", "set-url", "origin", srv.URL+"/fleet.git"); err != nil {
 		return nil, err
 	}
 	return &repo{server: srv, url: srv.URL + "/fleet.git", clone: clone}, nil
@@ -358,19 +358,11 @@ func (r *repo) push(app string) (string, error) {
 		return "", err
 	}
 	for _, args := range [][]string{{"commit", "-q", "-am", app + ": " + image}, {"push", "-q", "origin", "main"}} {
-		if _, err := benchkit.Git(r.clone, args...); err != nil {
+		if _, err := gitserver.GitErr(r.clone, args...); err != nil {
 			return "", err
 		}
 	}
 	return image, nil
-}
-
-func ensureNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	if err != nil && !strings.Contains(err.Error(), "already exists") {
-		return err
-	}
-	return nil
 }
 
 // fleetReady waits until all n apps' Deployments are Available and their
@@ -498,7 +490,7 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s missing: run `make build`", bin)
 	}
-	if err := ensureNamespace(ctx, cs, ns); err != nil {
+	if err := benchkit.EnsureNamespace(ctx, cs, ns); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "sluice-fleet-agent-")
@@ -591,7 +583,7 @@ func statusQuiet(ctx context.Context, repo *repo, quiet time.Duration) error {
 	last, since := "", time.Now()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		head, _ := benchkit.Git(repo.clone, "ls-remote", "origin", "refs/heads/sluice/status")
+		head, _ := gitserver.GitErr(repo.clone, "ls-remote", "origin", "refs/heads/sluice/status")
 		if head != last {
 			last, since = head, time.Now()
 		} else if head != "" && time.Since(since) >= quiet {
@@ -621,7 +613,7 @@ func benchFlux(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs
 		}
 	}
 	for _, n := range []string{ns, fluxNS} {
-		if err := ensureNamespace(ctx, cs, n); err != nil {
+		if err := benchkit.EnsureNamespace(ctx, cs, n); err != nil {
 			return nil, err
 		}
 	}
@@ -631,9 +623,6 @@ func benchFlux(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs
 	}
 	if err := testcluster.ApplyYAML(ctx, cluster.Config, crds); err != nil {
 		return nil, fmt.Errorf("flux CRDs: %w", err)
-	}
-	if err := waitCRDs(ctx, dyn); err != nil {
-		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "sluice-fleet-flux-")
 	if err != nil {
@@ -713,7 +702,7 @@ func benchFlux(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs
 	say("flux: GitRepository (interval %s) and %d Kustomizations created", cfg.fluxInterval, cfg.n)
 	// Settled: every Kustomization has applied the repository's head.
 	settle := func(ctx context.Context) error {
-		head, err := benchkit.Git(repo.clone, "rev-parse", "HEAD")
+		head, err := gitserver.GitErr(repo.clone, "rev-parse", "HEAD")
 		if err != nil {
 			return err
 		}
@@ -744,21 +733,6 @@ func benchFlux(ctx context.Context, cfg config, cluster *testcluster.Cluster, cs
 		return nil, err
 	}
 	return r, nil
-}
-
-func waitCRDs(ctx context.Context, dyn dynamic.Interface) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		_, err1 := dyn.Resource(gitRepositories).List(ctx, metav1.ListOptions{Limit: 1})
-		_, err2 := dyn.Resource(kustomizations).List(ctx, metav1.ListOptions{Limit: 1})
-		if err1 == nil && err2 == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("flux CRDs not served: %v %v", err1, err2)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {

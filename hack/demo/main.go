@@ -11,10 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/gitserver"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
@@ -149,9 +148,10 @@ func run() error {
 	if _, err := git(clone, "push", "-q", "origin", "main"); err != nil {
 		return err
 	}
-	execPath, _ := exec.Command("git", "--exec-path").Output()
-	backend := &cgi.Handler{Path: strings.TrimSpace(string(execPath)) + "/git-http-backend",
-		Env: []string{"GIT_PROJECT_ROOT=" + work, "GIT_HTTP_EXPORT_ALL=1"}, Stderr: io.Discard}
+	backend, err := gitserver.Backend(work)
+	if err != nil {
+		return err
+	}
 	gitL, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -9,10 +9,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,11 +24,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/sluice-dev/sluice/internal/gitserver"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
@@ -49,15 +50,9 @@ type GitServer struct {
 
 // StartGit serves root on a loopback port.
 func StartGit(root string) (*GitServer, error) {
-	execPath, err := exec.Command("git", "--exec-path").Output()
+	backend, err := gitserver.Backend(root, "REMOTE_USER=bench")
 	if err != nil {
-		return nil, fmt.Errorf("git --exec-path: %w", err)
-	}
-	backend := &cgi.Handler{
-		Path: strings.TrimSpace(string(execPath)) + "/git-http-backend",
-		// REMOTE_USER set: http-backend serves pushes (receive-pack).
-		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=bench"},
-		Stderr: io.Discard,
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,20 +72,6 @@ func StartGit(root string) (*GitServer, error) {
 
 // Close stops the server.
 func (g *GitServer) Close() { g.srv.Close() }
-
-// Git runs git in dir with a fixed identity and returns its trimmed output.
-func Git(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
-		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_TERMINAL_PROMPT=0",
-		"GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
 
 // WriteFiles writes files (path relative to dir → content), making
 // directories as needed.
@@ -397,6 +378,15 @@ func Env(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// EnsureNamespace creates the namespace ns unless it exists.
+func EnsureNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }
 
 // StartCluster starts the test control plane with clients for it.

@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -31,17 +32,27 @@ type HTTPServer struct {
 	down     atomic.Bool
 }
 
+// Backend is git http-backend serving the bare repositories under root,
+// as a CGI handler; env is added to its environment (REMOTE_USER=name
+// enables pushes for every request).
+func Backend(root string, env ...string) (*cgi.Handler, error) {
+	execPath, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return nil, fmt.Errorf("git --exec-path: %w", err)
+	}
+	return &cgi.Handler{
+		Path:   strings.TrimSpace(string(execPath)) + "/git-http-backend",
+		Env:    append([]string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}, env...),
+		Stderr: io.Discard,
+	}, nil
+}
+
 // StartHTTP serves root on a loopback port until the test ends.
 func StartHTTP(t testing.TB, root, user, password string) *HTTPServer {
 	t.Helper()
-	execPath, err := exec.Command("git", "--exec-path").Output()
+	backend, err := Backend(root)
 	if err != nil {
-		t.Fatalf("git --exec-path: %v", err)
-	}
-	backend := &cgi.Handler{
-		Path:   strings.TrimSpace(string(execPath)) + "/git-http-backend",
-		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-		Stderr: io.Discard,
+		t.Fatal(err)
 	}
 	s := &HTTPServer{Root: root, User: user, Password: password, requests: map[string]int{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
