@@ -124,8 +124,9 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 
 	// Skip a release whose inputs did not change, unless a timer is due or
 	// the drift resync is.
-	if a.unchanged(out.id, fingerprint(key, st, in.Observed)) {
-		out.phase = st.Phase
+	if wake, ok := a.unchanged(out.id, fingerprint(key, st, in.Observed)); ok {
+		// The timer the last real pass asked for still stands.
+		out.phase, out.wakeAt = st.Phase, wake
 		return out
 	}
 
@@ -298,12 +299,14 @@ func statusKey(st v1alpha1.ReleaseStatus) string {
 	return fmt.Sprintf("%x", hash(string(b)))
 }
 
-func (a *Agent) unchanged(id, fp string) bool {
+// unchanged reports whether the release's inputs are those of its last
+// pass, with no timer or resync due, and returns that pass's timer.
+func (a *Agent) unchanged(id, fp string) (time.Time, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s, ok := a.seen[id]
 	now := a.now()
-	return ok && s.key == fp && (s.wakeAt.IsZero() || now.Before(s.wakeAt)) && now.Sub(s.at) < resync
+	return s.wakeAt, ok && s.key == fp && (s.wakeAt.IsZero() || now.Before(s.wakeAt)) && now.Sub(s.at) < resync
 }
 
 func (a *Agent) remember(id, fp string, wake time.Time) {
