@@ -239,10 +239,13 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	for _, f := range files {
 		key := keys[f]
 		if seen, skip := a.skipFile(f, key); skip {
+			// The releases already started write res too.
+			mu.Lock()
 			res.Releases[seen.id] = seen.phase
 			if !seen.wakeAt.IsZero() && (res.WakeAt.IsZero() || seen.wakeAt.Before(res.WakeAt)) {
 				res.WakeAt = seen.wakeAt
 			}
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
