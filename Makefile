@@ -5,7 +5,7 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
+.PHONY: all build test testdeps vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
 
 all: build
 
@@ -15,13 +15,13 @@ build:
 ## test: vet, then every test with the race detector; the e2e stories run
 ## last, on their own, so their timing does not compete with the other
 ## packages' control planes.
-test: testbin vet
+test: testdeps testbin vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/e2e$$')
 	$(MAKE) e2e
 
 ## e2e: the user's stories (also part of make test).
-e2e: testbin
-	$(GO) test -race -count=1 ./e2e/
+e2e: testdeps testbin
+	$(GO) test -race -count=1 -timeout 30m ./e2e/
 
 vet:
 	$(GO) vet ./...
@@ -60,7 +60,14 @@ testbin-flux:
 testbin-argo:
 	./hack/testbin-argo.sh
 
-## testbin: build the real control-plane binaries the cluster tests use.
+## testdeps: the Debian packages the tests run (openssh-server, prometheus,
+## time), installed with apt-get when missing (as root; otherwise exit 2
+## with the command to run).
+testdeps:
+	./hack/testdeps.sh
+
+## testbin: build the real control-plane binaries the cluster tests use,
+## and the kubectl they run.
 testbin:
 	./hack/testbin.sh
 

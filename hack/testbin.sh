@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # testbin.sh builds the real control-plane binaries the tests run against,
 # from the Go module proxy only, at pinned versions:
-#   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes)
+#   kube-apiserver, kube-controller-manager, kube-scheduler,
+#   kubectl (the tests' client, same version)              (k8s.io/kubernetes)
 #   etcd                                                     (go.etcd.io/etcd/server/v3)
 #   kwok                                                     (sigs.k8s.io/kwok)
 # plus the kwok Stage objects and the Gateway API standard CRDs as files.
@@ -26,7 +27,7 @@ mkdir -p "$cache" "$root/bin/testbin"
 if [ ! -e "$link" ]; then ln -sfn "$cache" "$link"; fi
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
-want=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok kwok-stages.yaml gateway-crds.yaml)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml gateway-crds.yaml)
 missing=()
 for f in "${want[@]}"; do [ -s "$cache/$f" ] || missing+=("$f"); done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -44,7 +45,7 @@ has() { [ -s "$cache/$1" ]; }
 
 # Kubernetes control plane: k8s.io/kubernetes replaces its staging modules
 # with local paths, so a throwaway module replaces each with its v0.x tag.
-if ! has kube-apiserver || ! has kube-controller-manager || ! has kube-scheduler; then
+if ! has kube-apiserver || ! has kube-controller-manager || ! has kube-scheduler || ! has kubectl; then
   d=$work/k8s; mkdir -p "$d"; cd "$d"
   go mod init testbin/k8s >/dev/null 2>&1
   go mod edit -go=1.26.0
@@ -63,10 +64,11 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   go mod tidy -e >/dev/null 2>&1 || true
-  go build -o "$cache/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+  go build -o "$cache/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 fi
 
 if ! has etcd; then

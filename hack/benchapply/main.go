@@ -84,6 +84,11 @@ func main() {
 	runs := flag.Int("runs", 5, "applies per tool")
 	flag.Parse()
 	ctx := context.Background()
+	kubectlBin, err := testcluster.Kubectl()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	c, err := testcluster.Start(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -121,7 +126,7 @@ func main() {
 		}
 		d := time.Since(start)
 
-		cmd := exec.Command("kubectl", "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "--field-manager", "bench", "-f", "-")
+		cmd := exec.Command(kubectlBin, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "--field-manager", "bench", "-f", "-")
 		cmd.Stdin = strings.NewReader(objects("bench-kubectl", *n, round))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -75,6 +75,20 @@ func BinDir() (string, error) {
 	return "", fmt.Errorf("test binaries not found in %s: run `make testbin`", strings.Join(tried, ", "))
 }
 
+// Kubectl is the kubectl built with the control plane (same Kubernetes
+// version), so no test depends on whatever kubectl the machine has.
+func Kubectl() (string, error) {
+	d, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	k := filepath.Join(d, "kubectl")
+	if _, err := os.Stat(k); err != nil {
+		return "", fmt.Errorf("kubectl not found in %s: run `make testbin`", d)
+	}
+	return k, nil
+}
+
 func moduleRoot() (string, error) {
 	d, err := os.Getwd()
 	if err != nil {

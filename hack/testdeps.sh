@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# testdeps.sh installs the Debian packages the tests run as real parts, when
+# they are missing: openssh-server (the SSH Git transport), prometheus (metric
+# checks), time (peak RSS in the benchmarks). Git and Go are the only things
+# a machine needs before `make test`; everything else comes from here or from
+# the Go module proxy (hack/testbin.sh).
+#
+# Not root and something missing: one line saying what, exit 2.
+set -euo pipefail
+
+need=()
+command -v git >/dev/null || need+=(git)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+[ -x /usr/bin/time ] || need+=(time)
+command -v prometheus >/dev/null || need+=(prometheus)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "testdeps: missing Debian packages ${need[*]}: run as root, or: sudo apt-get install ${need[*]}" >&2
+  exit 2
+fi
+echo "testdeps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts the services it installs; the tests run their own on
+# loopback ports with temp configs, so the system's copies are not needed.
+for svc in prometheus ssh prometheus-node-exporter; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
