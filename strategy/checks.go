@@ -38,6 +38,9 @@ func (d *decision) activeChecks() ([]string, bool) {
 // Next with their results. Measurement k of a check falls due at the start
 // of its step plus k intervals, so due times survive restarts.
 func DueChecks(in Input) []string {
+	if in.Spec.Spec.Suspend {
+		return nil // a suspended release measures nothing
+	}
 	d := &decision{in: in, spec: &in.Spec.Spec, steps: in.Spec.Spec.Strategy.Steps()}
 	d.p.Status = in.Status
 	names, counted := d.activeChecks()

@@ -19,6 +19,38 @@ func Next(in Input) Plan {
 	return d.p
 }
 
+// Current is the plan for the status as it stands, with no decision taken:
+// the objects the agent applies for it (which render the stable track comes
+// from, the canary track and the route). It is what `sluice diff` shows;
+// right after a pass it equals that pass's plan.
+func Current(in Input) Plan {
+	d := &decision{in: in, spec: &in.Spec.Spec, steps: in.Spec.Spec.Strategy.Steps()}
+	d.p.Status = in.Status
+	st := d.st()
+	d.p.Stable = StableFromStable
+	switch {
+	case st.Stable == nil:
+		d.p.Stable = StableFromHead // installing
+	case !d.spec.Strategy.Routed() && st.Canary != nil:
+		d.p.Stable = StableFromHead // rolling out
+	case st.Phase == v1alpha1.PhasePromoting:
+		d.p.Stable = StableFromHead
+	}
+	d.p.Suspended = d.spec.Suspend
+	d.shape()
+	return d.p
+}
+
+// shape sets the plan's canary track and route from the status.
+func (d *decision) shape() {
+	st := d.st()
+	if st.Canary != nil && st.Stable != nil && d.spec.Strategy.Routed() {
+		d.p.Canary = true
+		d.p.Route = d.route()
+		d.p.CanaryReplicas = d.canaryReplicas()
+	}
+}
+
 type decision struct {
 	in    Input
 	spec  *v1alpha1.ReleaseSpec
@@ -35,6 +67,9 @@ func (d *decision) head() *v1alpha1.Revision {
 // run picks the one state function that applies.
 func (d *decision) run() {
 	st := d.st()
+	if d.suspended() {
+		return
+	}
 	switch {
 	case st.Stable == nil:
 		d.install()
@@ -42,15 +77,24 @@ func (d *decision) run() {
 		d.rollout()
 	case st.Canary != nil && d.in.HeadDigest == st.Stable.Digest:
 		// A git revert mid-canary: roll back at once, run no checks.
+		d.p.RollbackFrom, d.p.RollbackTo = st.Canary.Revision, st.Stable.Revision
 		d.abort(v1alpha1.PhaseRolledBack, "the head is the stable version again (a revert): rolled back at once", false)
+	case st.Canary != nil && d.in.HeadDigest != st.Canary.Digest && d.inWindow() != nil:
+		d.startRollback(d.inWindow())
 	case st.Canary != nil && d.in.HeadDigest != st.Canary.Digest:
 		d.startCanary("a newer version replaces the canary")
 	case st.Canary != nil:
 		d.canary()
 	case d.in.HeadDigest == st.Stable.Digest:
 		d.steady()
+	case d.in.HeadDigest == st.AbortedDigest && d.retryRequested():
+		d.startCanary("retry of the aborted revision " + short(st.AbortedRevision))
+		d.clearAborted()
 	case d.in.HeadDigest == st.AbortedDigest:
-		d.p.Status.Phase = st.Phase // stays Aborted: not retried until the version changes
+		d.p.Status.Phase = st.Phase // stays Aborted: not retried until the version changes or spec.retry names it
+	case d.inWindow() != nil:
+		// A git revert after a promotion: one of the last promoted versions.
+		d.startRollback(d.inWindow())
 	default:
 		d.startCanary("a new version")
 	}
@@ -69,11 +113,7 @@ func (d *decision) finish() {
 	if d.p.Commit {
 		st.ObservedRevision = d.in.HeadRevision
 	}
-	if st.Canary != nil && st.Stable != nil && d.spec.Strategy.Routed() {
-		d.p.Canary = true
-		d.p.Route = d.route()
-		d.p.CanaryReplicas = d.canaryReplicas()
-	}
+	d.shape()
 }
 
 // advanceTo records a transition: what changed and when the new state began.
@@ -118,6 +158,7 @@ func (d *decision) steady() {
 func (d *decision) startCanary(why string) {
 	st := d.st()
 	st.Canary = d.head()
+	st.Rollback = false
 	st.Step, st.Weight = 0, 0
 	st.Phase = v1alpha1.PhaseProgressing
 	st.Message = fmt.Sprintf("canary %s started: %s", short(d.in.HeadRevision), why)
@@ -132,9 +173,10 @@ func (d *decision) startCanary(why string) {
 func (d *decision) abort(phase v1alpha1.Phase, why string, failure bool) {
 	st := d.st()
 	if st.Canary != nil && phase == v1alpha1.PhaseAborted {
-		st.AbortedDigest = st.Canary.Digest
+		d.markAborted()
 	}
 	st.Canary, st.Step, st.Weight = nil, 0, 0
+	st.Rollback = false
 	st.Phase = phase
 	st.Message = why
 	d.p.DeleteCanary = true
@@ -160,6 +202,10 @@ func (d *decision) canary() {
 	}
 	if st.Phase == v1alpha1.PhasePromoting {
 		d.finishPromotion()
+		return
+	}
+	if st.Rollback && d.in.Observed.CanaryReady {
+		d.promote("rollback to a promoted version: no steps, no checks")
 		return
 	}
 	if p := d.spec.Promote; p != nil && v1alpha1.SameRevision(p.Revision, rev) && d.checksClean(p.Force) {
@@ -204,7 +250,7 @@ func (d *decision) checksClean(force bool) bool {
 func (d *decision) endOfSteps() {
 	if sh := d.spec.Strategy.Shadow; sh != nil && sh.Promote != nil && !*sh.Promote {
 		st := d.st()
-		st.AbortedDigest = st.Canary.Digest
+		d.markAborted()
 		st.Canary, st.Step, st.Weight = nil, 0, 0
 		st.Phase = v1alpha1.PhaseSucceeded
 		st.Message = "shadow run finished; the stable version is kept (promote: false)"
@@ -233,12 +279,22 @@ func (d *decision) finishPromotion() {
 		d.p.WakeAt = d.in.Now.Add(readyRecheck)
 		return
 	}
+	old, rollback := st.Stable, st.Rollback
+	d.rememberPromoted(old, st.Canary, rollback)
 	st.Stable = st.Canary
 	st.Canary, st.Step, st.Weight = nil, 0, 0
-	st.Phase = v1alpha1.PhaseSucceeded
-	st.AbortedDigest = ""
-	st.Message = "promoted " + short(st.Stable.Revision)
+	st.Rollback = false
+	d.clearAborted()
 	d.p.DeleteCanary = true
+	if rollback {
+		d.p.RollbackFrom, d.p.RollbackTo = old.Revision, st.Stable.Revision
+		st.Phase = v1alpha1.PhaseRolledBack
+		st.Message = fmt.Sprintf("rolled back from %s to %s at once (a promoted version)", short(old.Revision), short(st.Stable.Revision))
+		d.transition(fmt.Sprintf("rolled back from %s to %s", short(old.Revision), short(st.Stable.Revision)))
+		return
+	}
+	st.Phase = v1alpha1.PhaseSucceeded
+	st.Message = "promoted " + short(st.Stable.Revision)
 	d.transition("promoted " + short(st.Stable.Revision))
 }
 

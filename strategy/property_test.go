@@ -28,6 +28,17 @@ var walkSpecs = []string{
 // invariants after every decision. It returns an error describing the
 // first broken invariant.
 func walk(t *testing.T, seed uint64, steps int) error {
+	return walkWith(t, seed, steps, nil)
+}
+
+// recordWalk runs a walk handing every decision to visit.
+func recordWalk(t *testing.T, seed uint64, steps int, visit func(Input, Plan)) {
+	if err := walkWith(t, seed, steps, visit); err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+}
+
+func walkWith(t *testing.T, seed uint64, steps int, visit func(Input, Plan)) error {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	specIdx := rng.IntN(len(walkSpecs))
 	specGates := release(t, walkSpecs[specIdx], "").Spec.Strategy.Gates()
@@ -69,6 +80,9 @@ func walk(t *testing.T, seed uint64, steps int) error {
 			in.Results = append(in.Results, Measurement{Check: c, Outcome: o, Value: string(o)})
 		}
 		p := Next(in)
+		if visit != nil {
+			visit(in, p)
+		}
 
 		// Invariant: pure and idempotent.
 		if again := Next(in); !reflect.DeepEqual(p, again) {
@@ -123,7 +137,18 @@ func walk(t *testing.T, seed uint64, steps int) error {
 			}
 			passed[st.Canary.Revision][int(st.Step)] = true
 		}
-		if st.Phase != v1alpha1.PhasePromoting && p.Status.Phase == v1alpha1.PhasePromoting {
+		// A rollback (no steps, no checks) starts only for a head equal to a
+		// version in the rollback window of the status before the call.
+		if p.Status.Rollback && (st.Canary == nil || !st.Rollback || st.Canary.Revision != p.Status.Canary.Revision) {
+			ok := false
+			for k, pr := range st.Promoted {
+				ok = ok || (k < r.Spec.Strategy.Window() && pr.Digest == head)
+			}
+			if !ok || p.Status.Canary.Digest != head {
+				return fmt.Errorf("step %d: rollback to %s, not in the window %v", i, head, st.Promoted)
+			}
+		}
+		if st.Phase != v1alpha1.PhasePromoting && p.Status.Phase == v1alpha1.PhasePromoting && !p.Status.Rollback {
 			for k, s := range steps {
 				if k >= int(st.Step) {
 					break

@@ -15,9 +15,12 @@ func (d *decision) rollout() {
 	case st.Canary == nil && d.in.HeadDigest == st.Stable.Digest:
 		d.steady()
 		return
-	case st.Canary == nil && d.in.HeadDigest == st.AbortedDigest:
-		return // rolled back; not retried until the version changes
+	case st.Canary == nil && d.in.HeadDigest == st.AbortedDigest && !d.retryRequested():
+		return // rolled back; not retried until the version changes or spec.retry names it
 	case st.Canary == nil || st.Canary.Digest != d.in.HeadDigest:
+		if d.in.HeadDigest == st.AbortedDigest {
+			d.clearAborted() // spec.retry asked for it again
+		}
 		st.Canary = d.head()
 		st.Step, st.Weight = 0, 0
 		st.Phase = v1alpha1.PhaseProgressing
@@ -49,10 +52,11 @@ func (d *decision) rollout() {
 		d.wakeForChecks(names, true)
 		return
 	}
+	d.rememberPromoted(st.Stable, st.Canary, false)
 	st.Stable = st.Canary
 	st.Canary = nil
 	st.Phase = v1alpha1.PhaseSucceeded
-	st.AbortedDigest = ""
+	d.clearAborted()
 	st.Message = "rolled out " + short(st.Stable.Revision)
 	d.transition("rolled out " + short(st.Stable.Revision))
 }
@@ -60,7 +64,7 @@ func (d *decision) rollout() {
 // rollback returns a rolling release to its stable revision.
 func (d *decision) rollback(why string) {
 	st := d.st()
-	st.AbortedDigest = st.Canary.Digest
+	d.markAborted()
 	st.Canary = nil
 	st.Phase = v1alpha1.PhaseRolledBack
 	st.Message = why

@@ -104,6 +104,11 @@ type Plan struct {
 	// RevertFiles asks for the release's files to be restored on the spec
 	// branch to their content at stable.revision (onFailure: revert).
 	RevertFiles bool
+	// Suspended: spec.suspend holds the release; nothing is applied.
+	Suspended bool
+	// RollbackFrom and RollbackTo name the revisions of a rollback (a
+	// revert mid-canary or to a promoted version), for the commit trailers.
+	RollbackFrom, RollbackTo string
 	// WakeAt, when set, is when the loop should look again without waiting
 	// for the poll interval (a pause ending, a check falling due).
 	WakeAt time.Time

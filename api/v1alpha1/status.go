@@ -16,6 +16,8 @@ const (
 	PhaseAborted     Phase = "Aborted"
 	PhaseRolledBack  Phase = "RolledBack"
 	PhaseFailed      Phase = "Failed"
+	// PhaseRemoved: the release's files left Git; its objects are pruned.
+	PhaseRemoved Phase = "Removed"
 )
 
 // ReleaseStatus is what the agent writes to status.yaml on the status
@@ -35,8 +37,19 @@ type ReleaseStatus struct {
 	Message       string       `json:"message,omitempty"`
 	Error         *SpecError   `json:"error,omitempty"`
 	// AbortedDigest is the version last aborted: it is not retried until the
-	// digest changes again.
-	AbortedDigest    string   `json:"abortedDigest,omitempty"`
+	// digest changes again, or spec.retry names AbortedRevision, the canary
+	// revision that was aborted.
+	AbortedDigest   string `json:"abortedDigest,omitempty"`
+	AbortedRevision string `json:"abortedRevision,omitempty"`
+	// SuspendedAt is when spec.suspend froze the release; on resume the
+	// current step's start moves forward by the time suspended.
+	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
+	// Promoted are the last promoted versions, newest first (the rollback
+	// window): a head equal to one of them is rolled back to at once.
+	Promoted []Revision `json:"promoted,omitempty"`
+	// Rollback marks a canary that is a rollback to a promoted version: it
+	// is brought up at full size and switched to, with no steps or checks.
+	Rollback         bool     `json:"rollback,omitempty"`
 	ObservedRevision string   `json:"observedRevision,omitempty"`
 	Inventory        []string `json:"inventory,omitempty"`
 }

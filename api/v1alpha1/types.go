@@ -47,6 +47,13 @@ type ReleaseSpec struct {
 	Promote *Promote `json:"promote,omitempty"`
 	// Abort aborts the named canary revision, as a failed check would.
 	Abort *Abort `json:"abort,omitempty"`
+	// Retry runs the aborted canary revision it names again (an aborted
+	// version is otherwise not retried until its digest changes).
+	Retry *Retry `json:"retry,omitempty"`
+	// Suspend freezes the release where it stands: nothing is applied, no
+	// transition is made, timers stop. false resumes it; the time spent
+	// suspended does not count against a running pause.
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // Source locates the kustomization of a release.
@@ -80,7 +87,8 @@ const (
 	OnFailureRevert   FailurePolicy = "revert"
 )
 
-// Strategy holds exactly one of its fields.
+// Strategy holds exactly one of its strategy fields, plus the settings
+// every routed strategy shares.
 type Strategy struct {
 	Canary    *Canary    `json:"canary,omitempty"`
 	BlueGreen *BlueGreen `json:"blueGreen,omitempty"`
@@ -88,6 +96,27 @@ type Strategy struct {
 	Shadow    *Shadow    `json:"shadow,omitempty"`
 	Rolling   *Rolling   `json:"rolling,omitempty"`
 	Recreate  *Recreate  `json:"recreate,omitempty"`
+	// RollbackWindow: a head whose version is one of the last Revisions
+	// promoted versions is rolled back to at once, with no steps or checks.
+	RollbackWindow *RollbackWindow `json:"rollbackWindow,omitempty"`
+}
+
+// RollbackWindow is how many promoted versions a revert may return to at
+// once; default 3, 0 disables.
+type RollbackWindow struct {
+	Revisions int32 `json:"revisions"`
+}
+
+// DefaultRollbackWindow is the rollback window when the spec sets none.
+const DefaultRollbackWindow = 3
+
+// Window is the number of promoted versions a head may roll back to at
+// once.
+func (s *Strategy) Window() int {
+	if s.RollbackWindow == nil {
+		return DefaultRollbackWindow
+	}
+	return int(s.RollbackWindow.Revisions)
 }
 
 // Canary is a weighted canary: either a list of steps, or manual mode where
@@ -246,6 +275,11 @@ type Promote struct {
 	Revision string `json:"revision"`
 	// Force promotes even if checks have not passed.
 	Force bool `json:"force,omitempty"`
+}
+
+// Retry asks to run the aborted canary revision Revision again.
+type Retry struct {
+	Revision string `json:"revision"`
 }
 
 // Abort asks to abort the canary revision Revision.

@@ -127,6 +127,12 @@ func (v *validator) release() {
 	if s.Abort != nil {
 		v.revision("spec.abort.revision", s.Abort.Revision)
 	}
+	if s.Retry != nil {
+		v.revision("spec.retry.revision", s.Retry.Revision)
+	}
+	if w := s.Strategy.RollbackWindow; w != nil && (w.Revisions < 0 || w.Revisions > 20) {
+		v.errorf("spec.strategy.rollbackWindow.revisions", "must be 0 to 20, got %d", w.Revisions)
+	}
 }
 
 var hexRevision = regexp.MustCompile(`^[0-9a-f]{7,64}$`)

@@ -1,21 +1,25 @@
-package agent
+package strategy
 
 import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/render"
-	"github.com/sluice-dev/sluice/strategy"
 )
 
-// objects builds what to apply for a plan: every object from the head
+// VersionAnnotation records on each track's workload the version digest it
+// runs, so the agent can observe what the cluster serves.
+const VersionAnnotation = "sluice.dev/version"
+
+// Objects builds what to apply for a plan: every object from the head
 // render except the workload and its config, which come from the stable
 // render unless the plan says head; the track labels; the canary track;
-// and the HTTPRoute with the plan's traffic shape.
-func (a *Agent) objects(r *v1alpha1.Release, head, stable *render.Result, plan strategy.Plan, headDigest string) ([]*unstructured.Unstructured, error) {
+// and the HTTPRoute with the plan's traffic shape. The agent applies
+// exactly this, and `sluice diff` shows exactly this.
+func Objects(r *v1alpha1.Release, head, stable *render.Result, plan Plan, headDigest string) ([]*unstructured.Unstructured, error) {
 	spec := &r.Spec
 	src, version := head, headDigest
-	if plan.Stable == strategy.StableFromStable && plan.Status.Stable != nil {
+	if plan.Stable == StableFromStable && plan.Status.Stable != nil {
 		version = plan.Status.Stable.Digest
 		if stable != nil {
 			src = stable
@@ -39,12 +43,12 @@ func (a *Agent) objects(r *v1alpha1.Release, head, stable *render.Result, plan s
 
 	if spec.Strategy.Routed() {
 		var err error
-		if objs, err = strategy.StableTrack(spec, objs); err != nil {
+		if objs, err = StableTrack(spec, objs); err != nil {
 			return nil, err
 		}
 	}
 	if plan.Canary {
-		canary, err := strategy.CanaryTrack(spec, head, plan.CanaryReplicas)
+		canary, err := CanaryTrack(spec, head, plan.CanaryReplicas)
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +56,7 @@ func (a *Agent) objects(r *v1alpha1.Release, head, stable *render.Result, plan s
 		objs = append(objs, canary...)
 	}
 	if spec.Strategy.Routed() && head.Route != nil {
-		route, err := strategy.TransformRoute(head.Route, spec.Traffic.Service, plan.Route)
+		route, err := TransformRoute(head.Route, spec.Traffic.Service, plan.Route)
 		if err != nil {
 			return nil, err
 		}
