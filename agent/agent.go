@@ -70,7 +70,10 @@ type Agent struct {
 	// statusHead overrides Status after the agent's own pushes).
 	heads  gitsource.Heads
 	files0 *releaseFiles
-	trees  map[plumbing.Hash]*gitsource.TreeFS
+	// removalKey is the trees of the last pass that found no release to
+	// remove (pass goroutine only).
+	removalKey string
+	trees      map[plumbing.Hash]*gitsource.TreeFS
 	// watching is set once the Deployments are watched: only then can a
 	// release be skipped between timers (without the watch a pass has to
 	// look at the cluster for every release).
@@ -280,6 +283,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 		}()
 	}
 	wg.Wait()
+	res.Commits += a.removeReleases(ctx, files, statusTree, specHead)
 	sort.Strings(res.Failed)
 	if ce := a.log.Check(zap.DebugLevel, "pass"); ce != nil {
 		ce.Write(zap.Bool("poll", poll), zap.Stringer("spec", specHead), zap.Int("releases", len(files)),

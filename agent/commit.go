@@ -16,7 +16,7 @@ import (
 // commitStatus writes status.yaml for a release to the status branch as one
 // commit with the Sluice-* trailers, retried on rejection. It reports
 // whether the status is now in Git (false: the next pass decides again).
-func (a *Agent) commitStatus(ctx context.Context, id, file string, st v1alpha1.ReleaseStatus, subject string, checks []v1alpha1.CheckState, head plumbing.Hash) bool {
+func (a *Agent) commitStatus(ctx context.Context, id, file string, st v1alpha1.ReleaseStatus, subject string, checks []v1alpha1.CheckState, head plumbing.Hash, extra ...gitsource.Trailer) bool {
 	st.APIVersion, st.Kind = v1alpha1.APIVersion, v1alpha1.KindReleaseStatus
 	data, err := yaml.Marshal(st)
 	if err != nil {
@@ -33,9 +33,18 @@ func (a *Agent) commitStatus(ctx context.Context, id, file string, st v1alpha1.R
 	if len(checks) > 0 {
 		trailers = append(trailers, gitsource.Trailer{Key: "Sluice-Checks", Value: strategy.ChecksTrailer(checks)})
 	}
+	trailers = append(trailers, extra...)
 	msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s %s", id, subject), st.Message, trailers)
 	w := &statusWrite{release: id, spec: &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: file, Data: data}}}}
 	return a.writeStatus(ctx, w)
+}
+
+// rollbackTrailers name both versions of a rollback.
+func rollbackTrailers(p strategy.Plan) []gitsource.Trailer {
+	if p.RollbackFrom == "" {
+		return nil
+	}
+	return []gitsource.Trailer{{Key: "Sluice-Rollback-From", Value: p.RollbackFrom}, {Key: "Sluice-Rollback-To", Value: p.RollbackTo}}
 }
 
 // statusWrite is one release's status commit waiting to be pushed.

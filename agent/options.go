@@ -35,6 +35,7 @@ type Options struct {
 	CacheDir           string
 	Concurrency        int
 	NotifyURLs         []string
+	AllowMassRemoval   bool
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -62,6 +63,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "where the Git repository is kept on disk (default: a directory under the OS cache)")
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "releases reconciled at once")
+	fs.BoolVar(&o.AllowMassRemoval, "allow-mass-removal", false, "remove the objects of every managed release when all their release files vanish at once (otherwise refused as a likely empty checkout or wrong --path)")
 	fs.StringArrayVar(&o.NotifyURLs, "notify-url", nil, "webhook notified on phase changes (JSON; Slack incoming-webhook URLs get Slack's format); repeatable")
 }
 

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/ssa"
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
@@ -23,7 +23,7 @@ import (
 
 // VersionAnnotation records on each track's workload the version digest it
 // runs, so the agent can observe what the cluster serves.
-const VersionAnnotation = "sluice.dev/version"
+const VersionAnnotation = strategy.VersionAnnotation
 
 type outcome struct {
 	file string
@@ -53,6 +53,10 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	st, err := readStatus(statusTree, statusFile)
 	if err != nil {
 		a.log.Error("status unreadable", zap.String("file", statusFile), zap.Error(err))
+	}
+	if st.Phase == v1alpha1.PhaseRemoved {
+		// Its files came back before the status went: a new install.
+		st = v1alpha1.ReleaseStatus{}
 	}
 	key, dirs := renderInputs(specTree, dir, file)
 	out.dirs = dirs
@@ -106,12 +110,9 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		}
 	}
 
-	digest := head.VersionDigest
-	if !rel.Spec.Strategy.Routed() {
-		digest = head.Digest
-	}
+	digest := head.Version(rel.Spec.Strategy.Routed())
 	in := strategy.Input{Spec: rel, HeadRevision: specHead.String(), HeadDigest: digest,
-		Replicas: replicas(head), Status: st, Now: a.now()}
+		Replicas: head.Replicas(), Status: st, Now: a.now()}
 	if rel.Spec.Strategy.Manual() && stableSpec != nil && stableSpec.Spec.Strategy.Canary != nil {
 		in.StableSpecWeight = stableSpec.Spec.Strategy.Canary.Weight
 	}
@@ -139,13 +140,20 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	}
 	plan := strategy.Next(in)
 
-	objs, err := a.objects(rel, head, stable, plan, digest)
+	objs, err := strategy.Objects(rel, head, stable, plan, digest)
 	if err != nil {
 		log.Error("building objects failed", zap.Error(err))
 		out.failed = true
 		return out
 	}
-	applied, err := a.mgr.Apply(ctx, reconcile.Set{Release: out.id, Namespace: rel.Metadata.Namespace, Objects: objs}, reconcile.ApplyOptions{})
+	set := reconcile.Set{Release: out.id, Namespace: rel.Metadata.Namespace, Objects: objs}
+	applied := &reconcile.Result{Inventory: st.Inventory}
+	if plan.Suspended {
+		// Nothing is applied or pruned; drift is still reported.
+		a.reportDrift(ctx, log, set, st.Inventory)
+	} else {
+		applied, err = a.mgr.Apply(ctx, set, reconcile.ApplyOptions{})
+	}
 	if err != nil {
 		log.Error("apply failed; nothing written", zap.Error(err))
 		out.failed = true
@@ -161,10 +169,12 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		return out
 	}
 	a.countActions(applied)
-	if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{}); err != nil {
-		log.Error("prune failed", zap.Error(err))
-	} else if len(pruned.Entries) > 0 {
-		log.Info("pruned", zap.Int("objects", len(pruned.Entries)), zap.Strings("previous", st.Inventory), zap.Strings("current", applied.Inventory), zap.String("entries", pruned.String()))
+	if !plan.Suspended { // suspended: what was applied stays, nothing is pruned
+		if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{}); err != nil {
+			log.Error("prune failed", zap.Error(err))
+		} else if len(pruned.Entries) > 0 {
+			log.Info("pruned", zap.Int("objects", len(pruned.Entries)), zap.Strings("previous", st.Inventory), zap.Strings("current", applied.Inventory), zap.String("entries", pruned.String()))
+		}
 	}
 	plan.Status.Inventory = applied.Inventory
 	out.phase = plan.Status.Phase
@@ -176,7 +186,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			subject = "spec valid again"
 		}
 		plan.Status.ObservedRevision = specHead.String()
-		if a.commitStatus(ctx, out.id, statusFile, plan.Status, subject, plan.Checks, specHead) {
+		if a.commitStatus(ctx, out.id, statusFile, plan.Status, subject, plan.Checks, specHead, rollbackTrailers(plan)...) {
 			out.commits++
 			// After a transition the next state is decided at once.
 			out.wakeAt = a.now()
@@ -263,14 +273,6 @@ func fillMeta(st *v1alpha1.ReleaseStatus, r *v1alpha1.Release) {
 	st.APIVersion = v1alpha1.APIVersion
 	st.Kind = v1alpha1.KindReleaseStatus
 	st.Metadata = r.Metadata
-}
-
-func replicas(res *render.Result) int32 {
-	n, found, _ := unstructured.NestedInt64(res.Workload.Object, "spec", "replicas")
-	if !found {
-		return 1
-	}
-	return int32(n)
 }
 
 // readStatus reads status.yaml from the status tree (zero if missing).
@@ -379,7 +381,30 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 	return o, nil
 }
 
+// reportDrift logs and counts what applying a suspended release would
+// change, without changing it.
+func (a *Agent) reportDrift(ctx context.Context, log *zap.Logger, set reconcile.Set, inventory []string) {
+	entries, err := a.mgr.Diff(ctx, set, reconcile.Inventory(inventory))
+	if err != nil {
+		log.Warn("suspended; drift unknown", zap.Error(err))
+		return
+	}
+	var drifted []string
+	for _, e := range entries {
+		if e.Action != ssa.UnchangedAction {
+			drifted = append(drifted, string(e.Action)+" "+e.ID)
+		}
+	}
+	a.metrics.drift.WithLabelValues(set.Release).Set(float64(len(drifted)))
+	if len(drifted) > 0 {
+		log.Info("suspended; not applying the drift", zap.Strings("objects", drifted))
+	}
+}
+
 func (a *Agent) countActions(r *reconcile.Result) {
+	if r.ChangeSet == nil {
+		return // nothing applied (suspended)
+	}
 	for _, e := range r.ChangeSet.Entries {
 		a.metrics.applies.WithLabelValues(string(e.Action)).Inc()
 	}

@@ -20,6 +20,14 @@ func (t *TreeFS) ReleaseFiles(dir string) ([]string, error) {
 	return render.FindReleases(t, "/", dir)
 }
 
+// StatusFiles lists the status files under dir at this tree, sorted.
+func (t *TreeFS) StatusFiles(dir string) ([]string, error) {
+	if !t.IsDir("/" + dir) {
+		return nil, nil
+	}
+	return render.FindStatuses(t, "/", dir)
+}
+
 // TreeHash is the Git tree hash of a directory (repository-relative): the
 // identity of its content, used as the render cache key. Zero if missing.
 func (t *TreeFS) TreeHash(dir string) plumbing.Hash {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -323,3 +324,28 @@ func (i fileInfo) Mode() fs.FileMode {
 func (i fileInfo) ModTime() time.Time { return time.Time{} }
 func (i fileInfo) IsDir() bool        { return i.dir }
 func (i fileInfo) Sys() any           { return nil }
+
+// LocalTree is the file system of revision rev (a commit id, or anything
+// git rev-parse accepts that go-git resolves) in the local clone at dir,
+// read from Git objects, not the work tree: the CLI renders a release as
+// it was at its stable revision with it, exactly as the agent does.
+func LocalTree(dir, rev string) (*TreeFS, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return nil, fmt.Errorf("revision %s: %w", rev, err)
+	}
+	c, err := repo.CommitObject(*h)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("commit %s tree: %w", h, err)
+	}
+	var mu sync.RWMutex
+	return &TreeFS{root: t, commit: *h, lock: mu.RLocker(), dirs: map[string]*object.Tree{}}, nil
+}

@@ -19,6 +19,10 @@ type DiffEntry struct {
 	// Diff is a unified diff of the live and the would-be object for a
 	// configured object (Secret values masked), empty otherwise.
 	Diff string
+	// Live and Merged are the object in the cluster and as applying would
+	// leave it (nil when absent; Secret values masked), for an external
+	// diff program.
+	Live, Merged *unstructured.Unstructured
 }
 
 // Diff dry-runs the release's objects against the cluster and lists what
@@ -36,7 +40,7 @@ func (m *Manager) Diff(ctx context.Context, set Set, previous Inventory) ([]Diff
 		if err != nil {
 			return nil, fmt.Errorf("%s diff: %w", id, explain(err))
 		}
-		d := DiffEntry{ID: id, Action: e.Action}
+		d := DiffEntry{ID: id, Action: e.Action, Live: live, Merged: merged}
 		if e.Action == ssa.ConfiguredAction && live != nil && merged != nil {
 			d.Diff, err = unified(id, live, merged)
 			if err != nil {
@@ -54,11 +58,11 @@ func (m *Manager) Diff(ctx context.Context, set Set, previous Inventory) ([]Diff
 // unified renders a unified diff of two objects as YAML, without the
 // fields the server owns.
 func unified(id string, live, merged *unstructured.Unstructured) (string, error) {
-	a, err := diffYAML(live)
+	a, err := DiffYAML(live)
 	if err != nil {
 		return "", err
 	}
-	b, err := diffYAML(merged)
+	b, err := DiffYAML(merged)
 	if err != nil {
 		return "", err
 	}
@@ -68,7 +72,9 @@ func unified(id string, live, merged *unstructured.Unstructured) (string, error)
 	})
 }
 
-func diffYAML(o *unstructured.Unstructured) (string, error) {
+// DiffYAML is an object as a diff shows it: YAML without the fields the
+// server owns.
+func DiffYAML(o *unstructured.Unstructured) (string, error) {
 	c := o.DeepCopy()
 	for _, f := range [][]string{
 		{"metadata", "managedFields"}, {"metadata", "resourceVersion"}, {"metadata", "generation"},

@@ -20,7 +20,13 @@ import (
 // Client-side rate limits are raised from client-go's 5 QPS, which would
 // make a pass over hundreds of objects crawl.
 func LoadConfig(kubeconfig string) (*rest.Config, error) {
-	cfg, err := loadConfig(kubeconfig)
+	return LoadConfigContext(kubeconfig, "")
+}
+
+// LoadConfigContext is LoadConfig with a kubeconfig context other than the
+// current one (kubectl's --context).
+func LoadConfigContext(kubeconfig, context string) (*rest.Config, error) {
+	cfg, err := loadConfig(kubeconfig, context)
 	if err != nil {
 		return nil, err
 	}
@@ -32,15 +38,17 @@ func LoadConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func loadConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	if cfg, err := rest.InClusterConfig(); err == nil {
-		return cfg, nil
+func loadConfig(kubeconfig, context string) (*rest.Config, error) {
+	if kubeconfig == "" && context == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
 }
 
 // LiveInventory finds the objects in the cluster labelled as the release's,

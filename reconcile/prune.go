@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/fluxcd/pkg/ssa"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // PruneOptions tunes one prune.
@@ -56,10 +55,7 @@ func (m *Manager) Prune(ctx context.Context, release string, previous, current I
 		if err != nil {
 			return cs, err
 		}
-		e, err := m.rm.Delete(ctx, obj, ssa.DeleteOptions{
-			PropagationPolicy: metav1.DeletePropagationBackground,
-			Inclusions:        map[string]string{ReleaseLabel: ReleaseLabelValue(release)},
-		})
+		e, err := m.rm.Delete(ctx, obj, deleteOptions(release))
 		if e != nil {
 			cs.Add(*e)
 		}

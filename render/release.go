@@ -22,6 +22,17 @@ const StatusFile = "status.yaml"
 // FindReleases returns the repository-relative paths of the release files
 // at or below dir (repository-relative), sorted.
 func FindReleases(fsys filesys.FileSystem, root, dir string) ([]string, error) {
+	return findNamed(fsys, root, dir, ReleaseFile)
+}
+
+// FindStatuses returns the repository-relative paths of the status files
+// at or below dir, sorted: on the status branch, the releases the agent
+// manages.
+func FindStatuses(fsys filesys.FileSystem, root, dir string) ([]string, error) {
+	return findNamed(fsys, root, dir, StatusFile)
+}
+
+func findNamed(fsys filesys.FileSystem, root, dir, name string) ([]string, error) {
 	var files []string
 	start := path.Join(root, dir)
 	err := fsys.Walk(start, func(p string, info fs.FileInfo, err error) error {
@@ -31,7 +42,7 @@ func FindReleases(fsys filesys.FileSystem, root, dir string) ([]string, error) {
 		if info.IsDir() && info.Name() == ".git" {
 			return filepath.SkipDir
 		}
-		if !info.IsDir() && info.Name() == ReleaseFile {
+		if !info.IsDir() && info.Name() == name {
 			files = append(files, repoPath(root, filepath.ToSlash(p)))
 		}
 		return nil

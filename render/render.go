@@ -60,6 +60,25 @@ type Result struct {
 	Cached bool
 }
 
+// Replicas is the workload's spec.replicas as rendered (1 when unset).
+func (r *Result) Replicas() int32 {
+	n, found, _ := unstructured.NestedInt64(r.Workload.Object, "spec", "replicas")
+	if !found {
+		return 1
+	}
+	return int32(n)
+}
+
+// Version is the digest a release's state machine compares: the version
+// digest for routed strategies, the whole render's for rolling and
+// recreate (where the whole render is the version).
+func (r *Result) Version(routed bool) string {
+	if routed {
+		return r.VersionDigest
+	}
+	return r.Digest
+}
+
 // build is the part of a render that depends only on the source tree.
 type build struct {
 	objects []*unstructured.Unstructured

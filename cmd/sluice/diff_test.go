@@ -2,14 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluice-dev/sluice/agent"
+	"github.com/sluice-dev/sluice/internal/gitserver"
 
 	"github.com/sluice-dev/sluice/internal/testcluster"
 	"github.com/sluice-dev/sluice/reconcile"
 	"github.com/sluice-dev/sluice/render"
+	"github.com/sluice-dev/sluice/strategy"
 )
 
 // lazyCluster is the real control plane, started by the first test that
@@ -62,7 +71,13 @@ func TestDiffAgainstCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Apply(context.Background(), reconcile.Set{Release: p.Release.ID(), Namespace: ns, Objects: res.Objects}, reconcile.ApplyOptions{}); err != nil {
+	// A release with no status yet is installed from the head render.
+	plan := strategy.Current(strategy.Input{Spec: p.Release, HeadDigest: res.Digest, Replicas: res.Replicas()})
+	objs, err := strategy.Objects(p.Release, res, nil, plan, res.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Apply(context.Background(), reconcile.Set{Release: p.Release.ID(), Namespace: ns, Objects: objs}, reconcile.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -98,5 +113,94 @@ func TestDiffAgainstCluster(t *testing.T) {
 	_, errs, code = run(t, dir, "diff", relDir, "--kubeconfig", filepath.Join(dir, "nope"))
 	if code != 2 || !strings.Contains(errs, "kubeconfig") {
 		t.Errorf("bad kubeconfig: exit %d, %s", code, errs)
+	}
+}
+
+// TestDiffMidCanaryIsEmpty: right after the agent's pass leaves a canary at
+// its gate (canary track, split route, labelled selectors), sluice diff in
+// a clone shows no change: it builds what the agent applies. An external
+// diff program gets the live and merged directories.
+func TestDiffMidCanaryIsEmpty(t *testing.T) {
+	c := startCluster(t)
+	ns := c.Namespace(t)
+	src := exampleIn(t, ns)
+	files := map[string]string{}
+	for _, name := range []string{"deployment.yaml", "service.yaml", "route.yaml", "kustomization.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, "releases/demo/canary", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["releases/demo/canary/"+name] = string(b)
+	}
+	release := `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: ` + ns + `}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - setHeaderRoute: {name: ff, match: {headers: [{name: User-Agent, value: Firefox}]}}
+      - pause: {gate: qa}
+      - setWeight: 100
+`
+	files["releases/demo/canary/release.yaml"] = release
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "deploy", files)
+	srv := gitserver.StartHTTP(t, root, "sluice", "pw")
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("pw"), 0o600)
+	a, err := agent.New(agent.Options{Repo: srv.RepoURL(repo.Name), Branch: "main", Path: "releases", StatusBranch: "sluice/status",
+		Kubeconfig: c.Kubeconfig, Interval: time.Second, GitUsername: "sluice", GitPasswordFile: pw, Author: "sluice <sluice@test>",
+		CacheDir: filepath.Join(t.TempDir(), "cache"), Concurrency: 2}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	passUntil := func(want func(phase, msg string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			res, err := a.Pass(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := gitserver.GitErr(repo.Bare, "show", "sluice/status:releases/demo/canary/status.yaml")
+			if want(string(res.Releases[ns+"/canary"]), out) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out; status:\n%s", out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	passUntil(func(phase, _ string) bool { return phase == "Succeeded" })
+	dep := files["releases/demo/canary/deployment.yaml"]
+	repo.Commit(t, "bump", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	repo.Push(t)
+	passUntil(func(phase, st string) bool { return phase == "Paused" && strings.Contains(st, "qa") })
+
+	out, errs, code := run(t, repo.Work, "diff", "releases/demo/canary", "--kubeconfig", c.Kubeconfig)
+	if code != 0 || strings.Contains(out, "created") || strings.Contains(out, "configured") || strings.Contains(out, "deleted") {
+		t.Fatalf("diff right after a pass mid-canary: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"unchanged  apps/v1/Deployment/" + ns + "/canary-canary", "unchanged  v1/Service/" + ns + "/canary-canary", "unchanged  gateway.networking.k8s.io/v1/HTTPRoute/" + ns + "/canary"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff lacks %q:\n%s", want, out)
+		}
+	}
+	// A change people make shows up, through an external diff program.
+	svcFile := filepath.Join(repo.Work, "releases/demo/canary/service.yaml")
+	svc, _ := os.ReadFile(svcFile)
+	os.WriteFile(svcFile, []byte(strings.Replace(string(svc), "metadata:", "metadata:\n  annotations: {team: checkout}", 1)), 0o644)
+	cmd := exec.Command(sluiceBin, "diff", "releases/demo/canary", "--kubeconfig", c.Kubeconfig)
+	cmd.Dir = repo.Work
+	cmd.Env = append(os.Environ(), "KUBECTL_EXTERNAL_DIFF=diff -r -u")
+	b, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(b), "LIVE/v1.Service."+ns+".canary") || !strings.Contains(string(b), "+  annotations:") {
+		t.Errorf("external diff: %v\n%s", err, b)
 	}
 }

@@ -158,3 +158,11 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+func TestValidateEmptyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, errs, code := run(t, dir, "validate")
+	if code != 1 || !strings.Contains(errs, "no release files checked in .") || strings.Contains(errs, "of 0 release files") {
+		t.Errorf("validate on an empty directory: exit %d, stderr %s", code, errs)
+	}
+}

@@ -38,6 +38,7 @@ kustomization. See docs/release-reference.md for the file format.`,
 	}
 	root.AddCommand(newAgentCommand(), newValidateCommand(), newRenderCommand(), newDiffCommand(),
 		newApproveCommand(), newAbortCommand(), newPromoteCommand(), newSetWeightCommand(),
+		newRetryCommand(), newSuspendCommand(true), newSuspendCommand(false),
 		newStatusCommand(), newHistoryCommand(), newVersionCommand())
 	return root
 }

@@ -28,12 +28,12 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 				args = []string{"."}
 			}
 			var r render.Renderer
-			failed, checked := 0, 0
+			failed, checked, badPaths := 0, 0, 0
 			for _, arg := range args {
 				files, repo, err := releaseFiles(arg)
 				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", arg, err)
-					failed++
+					badPaths++
 					continue
 				}
 				for _, f := range files {
@@ -44,8 +44,15 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 					}
 				}
 			}
-			if failed > 0 {
-				return &exitError{code: 1, msg: fmt.Sprintf("%d of %d release files invalid", failed, checked)}
+			switch {
+			case checked == 0:
+				return &exitError{code: 1, msg: fmt.Sprintf("no release files checked in %s", strings.Join(args, ", "))}
+			case failed > 0 || badPaths > 0:
+				msg := fmt.Sprintf("%d of %d release files invalid", failed, checked)
+				if badPaths > 0 {
+					msg += fmt.Sprintf("; %d of %d paths unreadable or without release files", badPaths, len(args))
+				}
+				return &exitError{code: 1, msg: msg}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d release files valid\n", checked)
 			return nil

@@ -83,6 +83,10 @@ func (c *clone) canaryRevision(release string) (string, error) {
 // edit changes the release file by lines (comments and layout kept),
 // refuses an invalid result, commits, and pushes if asked.
 func (c *clone) edit(ctx context.Context, release, message string, push bool, change func(e *yamlEdit) error) (string, error) {
+	// Git first: a verb that cannot commit must not leave a changed file.
+	if out, err := c.git("rev-parse", "--is-inside-work-tree"); err != nil || out != "true" {
+		return "", fmt.Errorf("%s is not a Git work tree: the verbs change the release file by a commit", c.dir)
+	}
 	file, err := c.releaseFile(release)
 	if err != nil {
 		return "", err
@@ -108,10 +112,11 @@ func (c *clone) edit(ctx context.Context, release, message string, push bool, ch
 		return "", err
 	}
 	if _, err := c.git("add", file); err != nil {
-		return "", err
+		return "", errors.Join(err, restore(full, data))
 	}
 	if _, err := c.git("commit", "-q", "-m", message, "--", file); err != nil {
-		return "", err
+		_, _ = c.git("reset", "-q", "--", file)
+		return "", errors.Join(err, restore(full, data))
 	}
 	sha, _ := c.git("rev-parse", "HEAD")
 	if push {
@@ -121,6 +126,14 @@ func (c *clone) edit(ctx context.Context, release, message string, push bool, ch
 		}
 	}
 	return sha, nil
+}
+
+// restore puts the release file back as it was before a failed edit.
+func restore(file string, data []byte) error {
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		return fmt.Errorf("restoring %s: %w", file, err)
+	}
+	return nil
 }
 
 // validateEdit runs the agent's checks on the edited spec: parse, then

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // yamlEdit changes a YAML file by lines, using yaml.v3 only to find where
@@ -83,9 +84,66 @@ func (e *yamlEdit) replace(from, to int, with ...string) {
 	e.lines = append(out, e.lines[to:]...)
 }
 
+// flowOnPath reports whether a node on path (the value at its end
+// included) is written in flow style ({...} or [...]), which the line
+// editor cannot change in place.
+func (e *yamlEdit) flowOnPath(path ...string) bool {
+	m := e.root
+	for _, key := range path {
+		if m.Style&yaml.FlowStyle != 0 {
+			return true
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				next = m.Content[i+1]
+			}
+		}
+		if next == nil {
+			return false
+		}
+		if next.Kind != yaml.MappingNode {
+			return next.Style&yaml.FlowStyle != 0
+		}
+		m = next
+	}
+	return m.Style&yaml.FlowStyle != 0
+}
+
+// viaRNode makes an edit with kyaml's RNode (comments kept, layout of
+// flow-style nodes rewritten) where the line editor cannot, then reloads.
+func (e *yamlEdit) viaRNode(edit func(rn *kyaml.RNode) error) error {
+	rn, err := kyaml.Parse(string(e.bytes()))
+	if err != nil {
+		return err
+	}
+	if err := edit(rn); err != nil {
+		return err
+	}
+	out, err := rn.String()
+	if err != nil {
+		return err
+	}
+	next, err := newYAMLEdit([]byte(out))
+	if err != nil {
+		return err
+	}
+	*e = *next
+	return nil
+}
+
 // set writes "key: value" (value in flow style, one line) at path, replacing
 // the key's whole value if it exists, else adding it to its mapping.
 func (e *yamlEdit) set(value string, path ...string) error {
+	if e.flowOnPath(path...) {
+		return e.viaRNode(func(rn *kyaml.RNode) error {
+			v, err := kyaml.Parse(value)
+			if err != nil {
+				return err
+			}
+			return rn.PipeE(kyaml.LookupCreate(kyaml.MappingNode, path[:len(path)-1]...), kyaml.SetField(path[len(path)-1], v))
+		})
+	}
 	m, idx, end := e.find(path...)
 	if m == nil {
 		return fmt.Errorf("%s: a parent is not a mapping", strings.Join(path, "."))
@@ -108,6 +166,15 @@ func (e *yamlEdit) set(value string, path ...string) error {
 // appendItem adds a flow-style item to the block sequence at path, creating
 // the sequence (and its parents) when missing.
 func (e *yamlEdit) appendItem(item string, path ...string) error {
+	if e.flowOnPath(path...) {
+		return e.viaRNode(func(rn *kyaml.RNode) error {
+			v, err := kyaml.Parse(item)
+			if err != nil {
+				return err
+			}
+			return rn.PipeE(kyaml.LookupCreate(kyaml.SequenceNode, path...), kyaml.Append(v.YNode()))
+		})
+	}
 	m, idx, end := e.find(path...)
 	if m != nil && idx >= 0 {
 		seq := m.Content[idx+1]
