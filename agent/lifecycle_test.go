@@ -1,0 +1,238 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
+)
+
+// checkedRelease is a canary whose check step calls a webhook.
+const checkedRelease = `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: NAMESPACE}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 50
+      - check: [smoke]
+      - pause: {duration: 1s}
+      - setWeight: 100
+  checks:
+  - name: smoke
+    webhook: {url: "%s"}
+%s`
+
+// counter is a real webhook check endpoint that counts its calls.
+func counter(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func image(t *testing.T, e *env, name string) string {
+	t.Helper()
+	d, err := cluster.Clientset(t).AppsV1().Deployments(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// TestRevertAfterPromotion: 6.7.0 promoted to 6.7.1 (through its check),
+// then `git revert` of the bump: 6.7.0 serves again with no step, no check
+// request, committed as RolledBack naming both revisions.
+func TestRevertAfterPromotion(t *testing.T) {
+	hook, calls := counter(t)
+	files := fixture(t, "NAMESPACE", "canary")
+	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(checkedRelease, hook.URL, "")
+	e := newEnv(t, files, nil)
+	ctx := context.Background()
+	succeeded := func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }
+	installed := e.passUntil("demo/canary", 60*time.Second, succeeded, nil)
+
+	dep := files["releases/demo/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.repo.Push(t)
+	promoted := e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return succeeded(s) && s.Stable.Revision == bump }, nil)
+	if calls.Load() == 0 {
+		t.Fatal("the canary of 6.7.1 ran no check: the story proves nothing")
+	}
+	if len(promoted.Promoted) == 0 || promoted.Promoted[0].Digest != installed.Stable.Digest {
+		t.Fatalf("the rollback window does not hold 6.7.0: %+v", promoted.Promoted)
+	}
+	before := calls.Load()
+	statusBefore := e.repo.Head(t, "sluice/status")
+
+	gitserver.Git(t, e.repo.Work, "revert", "--no-edit", bump)
+	revert := gitserver.Git(t, e.repo.Work, "rev-parse", "HEAD")
+	e.repo.Push(t)
+	pushed := time.Now()
+	var rolledBack time.Duration
+	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhaseRolledBack && s.Stable.Revision == revert
+	}, nil)
+	rolledBack = time.Since(pushed)
+	if st.Stable.Digest != installed.Stable.Digest || st.Canary != nil {
+		t.Fatalf("after the revert: %+v", st)
+	}
+	if n := calls.Load() - before; n != 0 {
+		t.Errorf("the rollback ran %d check requests, want 0", n)
+	}
+	// Only the old version serves: the stable Deployment runs 6.7.0 and the
+	// canary track is gone.
+	deadline := time.Now().Add(30 * time.Second)
+	for image(t, e, "canary") != "ghcr.io/sluice-dev/podinfo:6.7.0" || image(t, e, "canary-canary") != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("stable %q canary %q", image(t, e, "canary"), image(t, e, "canary-canary"))
+		}
+		if _, err := e.agent.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("revert after promotion: RolledBack committed %s after the push, only 6.7.0 serving after %s (no scale-down delay: the old pods are started again)",
+		rolledBack.Round(time.Millisecond), time.Since(pushed).Round(time.Millisecond))
+	// The commits of the rollback: no step was walked, both versions named.
+	log := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%s|%(trailers:key=Sluice-Step,valueonly,separator=)|%(trailers:key=Sluice-Rollback-From,valueonly,separator=)|%(trailers:key=Sluice-Rollback-To,valueonly,separator=)", statusBefore+"..sluice/status")
+	lines := strings.Split(log, "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "rolled back from "+bump[:7]+" to "+revert[:7]) || !strings.HasSuffix(last, "|"+bump+"|"+revert) {
+		t.Errorf("last commit %q", last)
+	}
+	for _, l := range lines {
+		if strings.Split(l, "|")[1] != "0" {
+			t.Errorf("a step was walked during the rollback: %q", l)
+		}
+	}
+}
+
+// TestSuspendMidPauseAndRetry: a release suspended in a pause applies
+// nothing (a hand-scaled Deployment stays scaled, reported as drift) and
+// its pause does not run out; resumed, the step start moved forward by the
+// time suspended. Then an aborted version stays aborted until spec.retry
+// names it.
+func TestSuspendMidPauseAndRetry(t *testing.T) {
+	hook, _ := counter(t)
+	files := fixture(t, "NAMESPACE", "canary")
+	withPause := func(extra string) string {
+		return strings.Replace(fmt.Sprintf(checkedRelease, hook.URL, extra), "pause: {duration: 1s}", "pause: {duration: 3s}", 1)
+	}
+	files["releases/demo/canary/release.yaml"] = withPause("")
+	e := newEnv(t, files, nil)
+	spec := func(extra string) string { return strings.ReplaceAll(withPause(extra), "NAMESPACE", e.ns) }
+	ctx := context.Background()
+	cs := cluster.Clientset(t)
+	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	dep := files["releases/demo/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.repo.Push(t)
+	paused := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
+
+	e.repo.Commit(t, "suspend", map[string]string{"releases/demo/canary/release.yaml": spec("  suspend: true\n")})
+	e.repo.Push(t)
+	st := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.SuspendedAt != nil }, nil)
+	if st.Step != paused.Step || st.Phase != v1alpha1.PhasePaused {
+		t.Fatalf("suspend moved the release: %+v", st)
+	}
+	if _, err := cs.AppsV1().Deployments(e.ns).Patch(ctx, "canary", types.MergePatchType, []byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	// Twice the pause's length suspended: nothing moves, nothing is applied.
+	end := time.Now().Add(6 * time.Second)
+	for time.Now().Before(end) {
+		e.agent.markDirty(e.ns + "/canary")
+		if _, err := e.agent.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if s := e.status("demo/canary"); s.Step != paused.Step || s.SuspendedAt == nil {
+		t.Fatalf("suspended release moved: %+v", s)
+	}
+	d, _ := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
+	if *d.Spec.Replicas != 5 {
+		t.Errorf("a suspended release's drift was set back: replicas %d", *d.Spec.Replicas)
+	}
+	if v := gaugeVecValue(t, e.agent, "sluice_release_drift_objects", e.ns+"/canary"); v < 1 {
+		t.Errorf("drift not reported: %v", v)
+	}
+
+	e.repo.Commit(t, "resume", map[string]string{"releases/demo/canary/release.yaml": spec("")})
+	e.repo.Push(t)
+	resumed := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.SuspendedAt == nil }, nil)
+	if resumed.Step == paused.Step {
+		if shift := resumed.StepStartedAt.Sub(*paused.StepStartedAt); shift < 6*time.Second {
+			t.Errorf("the step start moved by %s on resume, want at least the 6 s suspended", shift)
+		}
+	}
+	d, _ = cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
+	if *d.Spec.Replicas != 3 {
+		t.Errorf("after resume the drift stays: replicas %d", *d.Spec.Replicas)
+	}
+
+	// Abort the canary; the same version stays aborted until a retry names it.
+	e.repo.Commit(t, "abort", map[string]string{"releases/demo/canary/release.yaml": spec("  abort: {revision: " + bump[:7] + "}\n")})
+	e.repo.Push(t)
+	aborted := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
+	if aborted.AbortedRevision != bump {
+		t.Fatalf("aborted revision %q, want %s", aborted.AbortedRevision, bump)
+	}
+	e.repo.Commit(t, "an unrelated edit", map[string]string{"releases/demo/canary/release.yaml": spec("  # nothing\n")})
+	e.repo.Push(t)
+	for range 3 {
+		if _, err := e.agent.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := e.status("demo/canary"); s.Phase != v1alpha1.PhaseAborted || s.Canary != nil {
+		t.Fatalf("an aborted version ran again without a retry: %+v", s)
+	}
+	e.repo.Commit(t, "retry", map[string]string{"releases/demo/canary/release.yaml": spec("  retry: {revision: " + bump[:7] + "}\n")})
+	e.repo.Push(t)
+	e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Canary != nil && s.Phase != v1alpha1.PhaseAborted }, nil)
+	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	if _, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("canary track left after the retried promotion: %v", err)
+	}
+	if image(t, e, "canary") != "ghcr.io/sluice-dev/podinfo:6.7.1" {
+		t.Errorf("stable image %s after the retried canary", image(t, e, "canary"))
+	}
+}
+
+// gaugeVecValue reads a gauge with a release label.
+func gaugeVecValue(t *testing.T, a *Agent, name, release string) float64 {
+	t.Helper()
+	mfs, err := a.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "release" && l.GetValue() == release {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
