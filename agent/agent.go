@@ -51,9 +51,12 @@ type Agent struct {
 	queue      []*statusWrite
 	statusHead plumbing.Hash
 	ready      atomic.Bool
-	mu         sync.Mutex
-	seen       map[string]seenRelease
-	notify     *notifier
+	// leader, under leader election, says whether this replica leads and
+	// where the leader listens (POST /hook is forwarded there).
+	leader atomic.Pointer[LeaderFunc]
+	mu     sync.Mutex
+	seen   map[string]seenRelease
+	notify *notifier
 	// pending holds each release's status with the check measurements of
 	// the current step, which are not committed on every tick: only
 	// transitions are. It is used while Git's status is the same step.

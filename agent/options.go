@@ -36,6 +36,7 @@ type Options struct {
 	Concurrency        int
 	NotifyURLs         []string
 	AllowMassRemoval   bool
+	AdvertiseAddress   string
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -57,6 +58,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
 	fs.BoolVar(&o.Pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on --listen")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
+	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "host:port where the other replicas reach this one's --listen (under leader election a follower forwards POST /hook to the leader's); deploy/ sets it from the pod IP")
 	fs.StringVar(&o.LeaderElectNS, "leader-elect-namespace", "sluice-system", "namespace of the leader election Lease")
 	fs.BoolVar(&o.Once, "once", false, "run one pass, then exit 0 if every release is healthy or waiting, 1 if any failed")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or console")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/gitserver"
+	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
 // gated is the canary example with short pauses, no Prometheus, and the qa
@@ -48,6 +50,42 @@ func TestTwoAgentsLeaderElection(t *testing.T) {
 	waitFor(t, 40*time.Second, "the follower to lead", func() bool { return follower.has("\tleading") })
 	t.Logf("follower leading %s after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
 	w.waitStatus("canary", 60*time.Second, "promoted by the new leader", phaseIs(v1alpha1.PhaseSucceeded))
+}
+
+// Scenario 13b — with two replicas behind one Service, a push webhook can
+// reach either: the follower forwards POST /hook to the leader (found from
+// the Lease), which polls at once instead of at its minute's interval.
+func TestHookReachesTheLeaderThroughAFollower(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, []string{"rolling"})
+	lease := cluster.Namespace(t)
+	ports, err := testcluster.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	a1 := w.start("--leader-elect", "--leader-elect-namespace", lease, "--interval", "1m", "--listen", addr(0), "--advertise-address", addr(0))
+	w.waitStatus("rolling", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	a2 := w.start("--leader-elect", "--leader-elect-namespace", lease, "--interval", "1m", "--listen", addr(1), "--advertise-address", addr(1),
+		"--cache-dir", filepath.Join(t.TempDir(), "c2"))
+	followerAddr := addr(1)
+	if !a1.has("leading") {
+		followerAddr = addr(0)
+	}
+	waitFor(t, 30*time.Second, "the follower to see the leader", func() bool { return a1.has("following") || a2.has("following") })
+	rev := w.commit("rolling", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("rolling", "deployment.yaml"), "6.7.1")})
+	resp, err := http.Post("http://"+followerAddr+"/hook", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /hook to the follower: %s", resp.Status)
+	}
+	// 15 s: well inside the minute between the leader's polls.
+	w.waitStatus("rolling", 15*time.Second, "the bump rolled out long before the minute's poll", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Stable != nil && s.Stable.Revision == rev
+	})
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {

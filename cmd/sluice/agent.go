@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -99,14 +100,14 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		return err
 	}
 	host, _ := os.Hostname()
-	id := fmt.Sprintf("%s_%d", host, os.Getpid())
+	id := leaderIdentity(host, os.Getpid(), opts.AdvertiseAddress)
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: "sluice-leader", Namespace: opts.LeaderElectNS},
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
 	a.SetReady() // a follower is ready: it serves metrics and waits
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
 		RenewDeadline:   10 * time.Second,
@@ -127,7 +128,28 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 			},
 		},
 	})
+	if err != nil {
+		return err
+	}
+	a.SetLeader(func() (bool, string) { return le.IsLeader(), leaderAddress(le.GetLeader()) })
+	le.Run(ctx)
 	return nil
+}
+
+// leaderIdentity is a replica's Lease identity: host and pid, and the
+// address its listener is reached at, so followers can find the leader.
+func leaderIdentity(host string, pid int, advertise string) string {
+	id := fmt.Sprintf("%s_%d", host, pid)
+	if advertise != "" {
+		id += "@" + advertise
+	}
+	return id
+}
+
+// leaderAddress is the address in a leader identity, "" when it has none.
+func leaderAddress(identity string) string {
+	_, addr, _ := strings.Cut(identity, "@")
+	return addr
 }
 
 func newLogger(format, level string) (*zap.Logger, error) {

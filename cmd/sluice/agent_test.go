@@ -173,3 +173,13 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatal("the agent did not exit within 20s of SIGTERM")
 	}
 }
+
+func TestLeaderIdentityCarriesTheAddress(t *testing.T) {
+	id := leaderIdentity("sluice-7d9f", 1, "10.0.0.7:8080")
+	if id != "sluice-7d9f_1@10.0.0.7:8080" || leaderAddress(id) != "10.0.0.7:8080" {
+		t.Errorf("identity %q, address %q", id, leaderAddress(id))
+	}
+	if leaderAddress(leaderIdentity("h", 2, "")) != "" {
+		t.Error("an identity without an address gave one")
+	}
+}
