@@ -23,28 +23,32 @@ type metrics struct {
 	render       prometheus.Histogram
 	drift        *prometheus.GaugeVec
 	suspended    *prometheus.GaugeVec
+	// stableUnrenderable is 1 while a release's stable revision cannot be
+	// rendered (nothing is applied for it).
+	stableUnrenderable *prometheus.GaugeVec
 	// removalRefused is 1 while the mass-removal guard holds.
 	removalRefused prometheus.Gauge
 }
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg:            prometheus.NewRegistry(),
-		passDuration:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_reconcile_duration_seconds", Help: "Duration of a pass over all releases.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
-		gitPolls:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_git_polls_total", Help: "ls-remote polls of the repository."}),
-		commits:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_status_commits_total", Help: "Status commits pushed."}),
-		applies:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_apply_objects_total", Help: "Objects applied, by action."}, []string{"action"}),
-		transitions:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_transitions_total", Help: "Release state transitions committed."}, []string{"release", "phase"}),
-		checks:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_check_results_total", Help: "Check measurements, by outcome."}, []string{"release", "check", "outcome"}),
-		phase:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_phase", Help: "1 for the release's current phase."}, []string{"release", "phase"}),
-		weight:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_weight", Help: "The canary's traffic weight."}, []string{"release"}),
-		gitFetch:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_git_fetch_duration_seconds", Help: "Duration of ls-remote plus fetches of a pass.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
-		render:         prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_render_duration_seconds", Help: "Duration of a release's render (a cache hit included).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		drift:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_drift_objects", Help: "Objects a suspended release's apply would change (not applied while suspended)."}, []string{"release"}),
-		suspended:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_suspended", Help: "1 while spec.suspend holds the release."}, []string{"release"}),
-		removalRefused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_removal_refused", Help: "1 while every managed release vanished from the spec at once and nothing is removed (see --allow-mass-removal)."}),
+		reg:                prometheus.NewRegistry(),
+		passDuration:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_reconcile_duration_seconds", Help: "Duration of a pass over all releases.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		gitPolls:           prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_git_polls_total", Help: "ls-remote polls of the repository."}),
+		commits:            prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_status_commits_total", Help: "Status commits pushed."}),
+		applies:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_apply_objects_total", Help: "Objects applied, by action."}, []string{"action"}),
+		transitions:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_transitions_total", Help: "Release state transitions committed."}, []string{"release", "phase"}),
+		checks:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_check_results_total", Help: "Check measurements, by outcome."}, []string{"release", "check", "outcome"}),
+		phase:              prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_phase", Help: "1 for the release's current phase."}, []string{"release", "phase"}),
+		weight:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_weight", Help: "The canary's traffic weight."}, []string{"release"}),
+		gitFetch:           prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_git_fetch_duration_seconds", Help: "Duration of ls-remote plus fetches of a pass.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		render:             prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_render_duration_seconds", Help: "Duration of a release's render (a cache hit included).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		drift:              prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_drift_objects", Help: "Objects a suspended release's apply would change (not applied while suspended)."}, []string{"release"}),
+		suspended:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_suspended", Help: "1 while spec.suspend holds the release."}, []string{"release"}),
+		stableUnrenderable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_stable_unrenderable", Help: "1 while the release's stable revision cannot be rendered; nothing is applied for it."}, []string{"release"}),
+		removalRefused:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_removal_refused", Help: "1 while every managed release vanished from the spec at once and nothing is removed (see --allow-mass-removal)."}),
 	}
-	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused)
+	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable)
 	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

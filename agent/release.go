@@ -90,7 +90,8 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	rel := p.Release
 	out.id = rel.ID()
 	log := a.log.With(zap.String("release", out.id))
-	hadError := st.Error != nil
+	lastError := st.Error
+	hadError := lastError != nil
 	if hadError {
 		st.Error = nil
 		if st.Phase == v1alpha1.PhaseFailed {
@@ -101,19 +102,33 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	st = a.withPending(out.id, st)
 
 	// The stable track is rendered at stable.revision, from Git objects.
-	var stable *render.Result
-	var stableSpec *v1alpha1.Release
+	// When it cannot be, nothing is decided or applied: the live stable
+	// workload stays exactly as it is until the revision renders again.
+	stable, stableSpec := head, rel
 	if st.Stable != nil && st.Stable.Revision != specHead.String() {
 		stable, stableSpec, err = a.renderAt(ctx, plumbing.NewHash(st.Stable.Revision), file)
 		if err != nil {
-			log.Warn("stable revision unreadable; using the head render for stable", zap.String("revision", st.Stable.Revision), zap.Error(err))
+			out.failed, out.phase = true, st.Phase
+			a.metrics.stableUnrenderable.WithLabelValues(out.id).Set(1)
+			next := st
+			next.Phase = out.phase
+			next.Error = &v1alpha1.SpecError{File: file, Message: fmt.Sprintf("the stable revision %s cannot be rendered, so nothing is applied and the live stable workload is left as it is: %v", st.Stable.Revision, err)}
+			if lastError == nil || *lastError != *next.Error {
+				log.Error("stable revision cannot be rendered; nothing applied", zap.String("revision", st.Stable.Revision), zap.Error(err))
+				next.ObservedRevision = specHead.String()
+				if a.commitStatus(ctx, out.id, statusFile, next, "stable revision unreadable", nil, specHead) {
+					out.commits++
+				}
+			}
+			return out
 		}
 	}
+	a.metrics.stableUnrenderable.WithLabelValues(out.id).Set(0)
 
 	digest := head.Version(rel.Spec.Strategy.Routed())
 	in := strategy.Input{Spec: rel, HeadRevision: specHead.String(), HeadDigest: digest,
 		Replicas: head.Replicas(), Status: st, Now: a.now()}
-	if rel.Spec.Strategy.Manual() && stableSpec != nil && stableSpec.Spec.Strategy.Canary != nil {
+	if rel.Spec.Strategy.Manual() && st.Stable != nil && stableSpec.Spec.Strategy.Canary != nil {
 		in.StableSpecWeight = stableSpec.Spec.Strategy.Canary.Weight
 	}
 	in.Observed, err = a.observe(ctx, rel, st)

@@ -1,6 +1,9 @@
 package strategy
 
 import (
+	"errors"
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -11,19 +14,28 @@ import (
 // runs, so the agent can observe what the cluster serves.
 const VersionAnnotation = "sluice.dev/version"
 
+// ErrNoStableRender: the plan keeps the stable track at its revision, and
+// no render of that revision was given. Nothing may be applied: the head
+// render must never stand in for it.
+var ErrNoStableRender = errors.New("the stable revision's render is missing")
+
 // Objects builds what to apply for a plan: every object from the head
 // render except the workload and its config, which come from the stable
 // render unless the plan says head; the track labels; the canary track;
 // and the HTTPRoute with the plan's traffic shape. The agent applies
-// exactly this, and `sluice diff` shows exactly this.
+// exactly this, and `sluice diff` shows exactly this. stable is the render
+// at plan.Status.Stable's revision (the head render when that is the
+// head); it may be nil only when the plan takes the stable track from head.
 func Objects(r *v1alpha1.Release, head, stable *render.Result, plan Plan, headDigest string) ([]*unstructured.Unstructured, error) {
 	spec := &r.Spec
 	src, version := head, headDigest
 	if plan.Stable == StableFromStable && plan.Status.Stable != nil {
-		version = plan.Status.Stable.Digest
-		if stable != nil {
-			src = stable
+		// Never the head's pod template under the stable version's name.
+		if stable == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNoStableRender, short(plan.Status.Stable.Revision))
 		}
+		version = plan.Status.Stable.Digest
+		src = stable
 	}
 	versioned := map[string]bool{render.ObjectID(head.Workload): true}
 	for _, c := range head.Config {
