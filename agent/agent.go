@@ -303,9 +303,18 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 func (a *Agent) fileKeys(specHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) ([]string, map[string]string, error) {
 	if a.files0 == nil || a.files0.spec != specHead {
 		files, err := specTree.ReleaseFiles(a.opts.Path)
-		if err != nil {
+		var skipped render.SkippedPaths
+		switch {
+		case errors.As(err, &skipped):
+			// One bad entry (an escaping or looping symlink, a submodule)
+			// stops only itself: logged once per spec head, counted.
+			for _, s := range skipped {
+				a.log.Error("path skipped", zap.String("path", s.Path), zap.String("reason", s.Reason))
+			}
+		case err != nil:
 			return nil, nil, err
 		}
+		a.metrics.skippedPaths.Set(float64(len(skipped)))
 		a.files0 = &releaseFiles{spec: specHead, files: files}
 	}
 	files := a.files0.files

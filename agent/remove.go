@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -17,7 +18,7 @@ import (
 )
 
 // errMassRemoval: every managed release vanished from the spec at once.
-var errMassRemoval = fmt.Errorf("every release under the path vanished at once (an empty checkout or a wrong --path?); nothing removed: start the agent with --allow-mass-removal if this is meant")
+var errMassRemoval = errors.New("every release under the path vanished at once (an empty checkout or a wrong --path?); nothing removed: start the agent with --allow-mass-removal if this is meant")
 
 // removedReleases lists the status files whose release file is gone from
 // the spec: the releases to remove. It refuses, listing none, when every
@@ -54,6 +55,10 @@ func (a *Agent) removeReleases(ctx context.Context, files []string, statusTree *
 		return 0 // the same trees as a pass that found nothing to remove, or refused
 	}
 	statuses, err := statusTree.StatusFiles(a.opts.Path)
+	var skipped render.SkippedPaths
+	if errors.As(err, &skipped) {
+		err = nil // an unreadable entry is not listed, so not removed
+	}
 	if err != nil {
 		a.log.Error("status branch unreadable; nothing removed", zap.Error(err))
 		return 0

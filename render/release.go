@@ -32,12 +32,40 @@ func FindStatuses(fsys filesys.FileSystem, root, dir string) ([]string, error) {
 	return findNamed(fsys, root, dir, StatusFile)
 }
 
+// SkippedPath is an entry under the scanned directory that could not be
+// read (a symlink leaving the repository or looping, a submodule): it is
+// left out and the rest is read.
+type SkippedPath struct {
+	Path   string
+	Reason string
+}
+
+// SkippedPaths comes back, as the error, with the files found when some
+// entries were skipped: one bad entry stops only itself.
+type SkippedPaths []SkippedPath
+
+func (s SkippedPaths) Error() string {
+	parts := make([]string, len(s))
+	for i, p := range s {
+		parts[i] = p.Path + ": " + p.Reason
+	}
+	return "skipped: " + strings.Join(parts, "; ")
+}
+
 func findNamed(fsys filesys.FileSystem, root, dir, name string) ([]string, error) {
 	var files []string
+	var skipped SkippedPaths
 	start := path.Join(root, dir)
 	err := fsys.Walk(start, func(p string, info fs.FileInfo, err error) error {
 		if err != nil {
-			return err
+			if path.Clean(filepath.ToSlash(p)) == path.Clean(start) {
+				return err // the directory itself
+			}
+			skipped = append(skipped, SkippedPath{Path: repoPath(root, filepath.ToSlash(p)), Reason: strings.TrimPrefix(err.Error(), root)})
+			if info != nil && info.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if info.IsDir() && info.Name() == ".git" {
 			return filepath.SkipDir
@@ -48,6 +76,9 @@ func findNamed(fsys filesys.FileSystem, root, dir, name string) ([]string, error
 		return nil
 	})
 	sort.Strings(files)
+	if err == nil && len(skipped) > 0 {
+		err = skipped
+	}
 	return files, err
 }
 

@@ -82,6 +82,15 @@ func (l *localRepo) display(err error) error {
 	return list
 }
 
+// displayPath is a repository-relative path as seen from the working
+// directory.
+func (l *localRepo) displayPath(p string) string {
+	if r, err := filepath.Rel(l.cwd, filepath.Join(l.fs.Root(), filepath.FromSlash(p))); err == nil {
+		return r
+	}
+	return p
+}
+
 // loadReleaseArg parses and renders the release a path argument names: a
 // release directory or a release file. The repository is returned even on
 // error (when found) so errors can be shown relative to it.

@@ -166,3 +166,24 @@ func TestValidateEmptyDirectory(t *testing.T) {
 		t.Errorf("validate on an empty directory: exit %d, stderr %s", code, errs)
 	}
 }
+
+// Bad entries are reported as path: reason, as the agent skips them, and
+// the releases beside them are still checked.
+func TestValidateReportsSkippedPaths(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, "../../examples", dir)
+	bad := filepath.Join(dir, "releases/bad")
+	os.MkdirAll(bad, 0o755)
+	os.Symlink("loop-b", filepath.Join(bad, "loop-a"))
+	os.Symlink("loop-a", filepath.Join(bad, "loop-b"))
+	os.Symlink(t.TempDir(), filepath.Join(bad, "escape"))
+	_, errs, code := run(t, dir, "validate", "releases/")
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"releases/bad/loop-a: ", "releases/bad/escape: ", "0 of 7 release files invalid; 3 paths skipped"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+}

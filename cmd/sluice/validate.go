@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -28,10 +29,18 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 				args = []string{"."}
 			}
 			var r render.Renderer
-			failed, checked, badPaths := 0, 0, 0
+			failed, checked, badPaths, skippedPaths := 0, 0, 0, 0
 			for _, arg := range args {
 				files, repo, err := releaseFiles(arg)
-				if err != nil {
+				var skipped render.SkippedPaths
+				switch {
+				case errors.As(err, &skipped):
+					// Reported as the agent skips them; the rest is checked.
+					for _, s := range skipped {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", repo.displayPath(s.Path), s.Reason)
+					}
+					skippedPaths += len(skipped)
+				case err != nil:
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", arg, err)
 					badPaths++
 					continue
@@ -45,10 +54,13 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 				}
 			}
 			switch {
-			case checked == 0:
+			case checked == 0 && skippedPaths == 0:
 				return &exitError{code: 1, msg: fmt.Sprintf("no release files checked in %s", strings.Join(args, ", "))}
-			case failed > 0 || badPaths > 0:
+			case failed > 0 || badPaths > 0 || skippedPaths > 0:
 				msg := fmt.Sprintf("%d of %d release files invalid", failed, checked)
+				if skippedPaths > 0 {
+					msg += fmt.Sprintf("; %d paths skipped (the agent skips them too)", skippedPaths)
+				}
 				if badPaths > 0 {
 					msg += fmt.Sprintf("; %d of %d paths unreadable or without release files", badPaths, len(args))
 				}
@@ -78,8 +90,12 @@ func releaseFiles(arg string) ([]string, *localRepo, error) {
 		return []string{rel}, repo, nil
 	}
 	files, err := render.FindReleases(repo.fs, repo.fs.Root(), rel)
-	if err != nil {
+	var skipped render.SkippedPaths
+	if err != nil && !errors.As(err, &skipped) {
 		return nil, nil, err
+	}
+	if len(skipped) > 0 {
+		return files, repo, skipped
 	}
 	if len(files) == 0 {
 		return nil, nil, fmt.Errorf("no %s found", render.ReleaseFile)
