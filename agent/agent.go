@@ -260,7 +260,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out := a.release(ctx, f, specHead, specTree, statusTree)
+			out := a.safeRelease(ctx, f, specHead, specTree, statusTree)
 			if len(out.dirs) > 0 {
 				// Keyed on what the render read, so the next pass skips
 				// the file unless one of those directories or its status

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -41,6 +42,20 @@ func (o outcome) idOrFile() string {
 		return o.id
 	}
 	return o.file
+}
+
+// safeRelease is release with a panic contained: it becomes that
+// release's failure, logged with its stack, and the pass goes on.
+func (a *Agent) safeRelease(ctx context.Context, file string, specHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) (out outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.metrics.panics.Inc()
+			a.log.Error("release panicked; its pass is abandoned, the others go on", zap.String("file", file),
+				zap.Any("panic", r), zap.String("stack", string(debug.Stack())))
+			out = outcome{file: file, id: idFromDir(path.Dir(file)), failed: true}
+		}
+	}()
+	return a.release(ctx, file, specHead, specTree, statusTree)
 }
 
 // release reconciles one release file: render, observe, decide, apply,

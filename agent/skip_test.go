@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/gitserver"
 )
@@ -43,4 +45,28 @@ func TestBadEntriesStopOnlyThemselves(t *testing.T) {
 	if v := gaugeValue(t, e.agent, "sluice_skipped_paths"); v != 4 {
 		t.Errorf("sluice_skipped_paths = %v, want 4 (escape, loop-a, loop-b, submodule)", v)
 	}
+}
+
+// A panic in one release's pass (here: no trees to read) is contained:
+// the release fails, the panic is counted, the caller goes on.
+func TestPanicIsContainedToItsRelease(t *testing.T) {
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling"), nil)
+	out := e.agent.safeRelease(context.Background(), "releases/shop/cart/release.yaml", plumbing.ZeroHash, nil, nil)
+	if !out.failed || out.id != "shop/cart" {
+		t.Fatalf("outcome %+v", out)
+	}
+	if v := counterValue(t, e.agent, "sluice_release_panics_total"); v != 1 {
+		t.Errorf("sluice_release_panics_total = %v", v)
+	}
+}
+
+func counterValue(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	mfs, _ := a.metrics.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
 }

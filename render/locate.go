@@ -76,6 +76,11 @@ func locate(p *v1alpha1.Parsed, res *Result) error {
 					t.Service, src, namesOf(res.Objects, "Service")))
 			}
 		}
+		if res.Route != nil {
+			if err := RouteShape(res.Route); err != nil {
+				errs = append(errs, p.Errorf("spec.traffic.route", "HTTPRoute %q: %v", t.Route, err))
+			}
+		}
 		if res.Route != nil && res.Service != nil {
 			n := ServiceRules(res.Route, t.Service)
 			if n == 0 {
@@ -97,6 +102,47 @@ func locate(p *v1alpha1.Parsed, res *Result) error {
 		return fmt.Errorf("%s version digest: %w", p.Release.ID(), err)
 	}
 	res.VersionDigest = d
+	return nil
+}
+
+// RouteShape checks the parts of an HTTPRoute sluice reads and rewrites
+// have the Gateway API's shapes (the API server checks the rest when the
+// route is applied): spec.rules a list of objects, each rule's matches,
+// backendRefs and filters lists of objects.
+func RouteShape(route *unstructured.Unstructured) error {
+	spec, ok := route.Object["spec"].(map[string]any)
+	if !ok {
+		return fmt.Errorf("spec: want an object")
+	}
+	raw, found := spec["rules"]
+	if !found {
+		return nil
+	}
+	rules, ok := raw.([]any)
+	if !ok {
+		return fmt.Errorf("spec.rules: want a list, got %T", raw)
+	}
+	for i, r := range rules {
+		rule, ok := r.(map[string]any)
+		if !ok {
+			return fmt.Errorf("spec.rules[%d]: want an object, got %T", i, r)
+		}
+		for _, field := range []string{"matches", "backendRefs", "filters"} {
+			v, found := rule[field]
+			if !found || v == nil {
+				continue
+			}
+			list, ok := v.([]any)
+			if !ok {
+				return fmt.Errorf("spec.rules[%d].%s: want a list, got %T", i, field, v)
+			}
+			for j, x := range list {
+				if _, ok := x.(map[string]any); !ok {
+					return fmt.Errorf("spec.rules[%d].%s[%d]: want an object, got %T %v", i, field, j, x, x)
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -205,6 +205,15 @@ func TestRefused(t *testing.T) {
 		{"route without the service", map[string]string{
 			"releases/shop/app/route.yaml": strings.Replace(route, "name: app, port", "name: other, port", 1),
 		}, `spec.traffic.service: HTTPRoute "app" has no backendRef to Service "app"`},
+		{"route match not an object", map[string]string{
+			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs:", "  - matches: [\"x\"]\n    backendRefs:", 1),
+		}, `spec.traffic.route: HTTPRoute "app": spec.rules[0].matches[0]: want an object, got string x`},
+		{"route filters not a list", map[string]string{
+			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs:", "  - filters: {type: RequestMirror}\n    backendRefs:", 1),
+		}, `spec.rules[0].filters: want a list`},
+		{"route rule not an object", map[string]string{
+			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs: [{name: app, port: 80}]", "  - 42", 1),
+		}, `spec.rules[0]: want an object`},
 		{"no kustomization", map[string]string{
 			"releases/shop/app/kustomization.yaml": "",
 		}, `spec.source.path: releases/shop/app holds no kustomization.yaml`},

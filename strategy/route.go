@@ -34,6 +34,10 @@ func TransformRoute(route *unstructured.Unstructured, service string, st RouteSt
 	if !st.Canary {
 		return out, nil
 	}
+	// A route of another shape is an error, never a panic.
+	if err := render.RouteShape(route); err != nil {
+		return nil, fmt.Errorf("%s: %w", render.ObjectID(route), err)
+	}
 	if st.Weight < 0 || st.Weight > 100 || st.MirrorPercent < 0 || st.MirrorPercent > 100 {
 		return nil, fmt.Errorf("%s: weight %d or mirror %d out of 0..100", render.ObjectID(route), st.Weight, st.MirrorPercent)
 	}

@@ -176,3 +176,18 @@ func TestTransformRoute(t *testing.T) {
 		t.Error("weight 101 accepted")
 	}
 }
+
+// Routes of other shapes are errors from TransformRoute, never panics.
+func TestTransformRouteMalformed(t *testing.T) {
+	for _, y := range []string{
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: app}\nspec:\n  rules:\n  - matches: [\"x\"]\n    backendRefs: [{name: app}]\n",
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: app}\nspec:\n  rules:\n  - backendRefs: [{name: app}]\n    filters: [7]\n",
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: app}\nspec: {rules: 3}\n",
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: app}\nspec: []\n",
+	} {
+		st := RouteState{Canary: true, Weight: 10, MirrorPercent: 5, HeaderRoutes: []v1alpha1.HeaderRoute{{Name: "ff", Match: v1alpha1.RouteMatch{Headers: []v1alpha1.HeaderMatch{{Name: "a", Value: "b"}}}}}}
+		if _, err := TransformRoute(routeObj(t, y), "app", st); err == nil {
+			t.Errorf("no error for\n%s", y)
+		}
+	}
+}
