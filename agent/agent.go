@@ -51,6 +51,10 @@ type Agent struct {
 	queue      []*statusWrite
 	statusHead plumbing.Hash
 	ready      atomic.Bool
+	// lastPass is when a pass last returned (unix ns); running is set while
+	// Run loops. /healthz reads both.
+	lastPass atomic.Int64
+	running  atomic.Bool
 	// leader, under leader election, says whether this replica leads and
 	// where the leader listens (POST /hook is forwarded there).
 	leader atomic.Pointer[LeaderFunc]
@@ -402,11 +406,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Warn("watch failed; polling only", zap.Error(err))
 	}
-	if err := a.mgr.WatchWorkloads(ctx, a.cfg, a.markDirty); err != nil {
-		a.log.Warn("watching Deployments failed; reading them on every pass", zap.Error(err))
-	} else {
+	// The watch starts beside the loop: an API server that is down or a
+	// list that is forbidden must not keep Git from being polled. Until
+	// its first list is in, every pass reads the Deployments it needs.
+	go func() {
+		if err := a.mgr.WatchWorkloads(ctx, a.cfg, a.markDirty); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("watching Deployments failed; reading them on every pass", zap.Error(err))
+			}
+			return
+		}
 		a.watching.Store(true)
-	}
+	}()
+	a.lastPass.Store(time.Now().UnixNano())
+	a.running.Store(true)
+	defer a.running.Store(false)
 	backoff := time.Second
 	poll := true
 	var lastPoll time.Time
@@ -416,9 +430,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// A pass is not cut short by SIGTERM: it finishes its current apply
 		// and status write, then the loop exits.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), passTimeout)
 		res, err := a.pass(pctx, poll)
 		cancel()
+		a.lastPass.Store(time.Now().UnixNano())
 		wait := time.Until(lastPoll.Add(a.opts.Interval))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -457,6 +472,30 @@ func (a *Agent) Run(ctx context.Context) error {
 		poll = err != nil || !time.Now().Before(lastPoll.Add(a.opts.Interval))
 	}
 }
+
+// Healthy says whether the loop is alive: it fails when Run is running
+// and no pass has returned (done or failed) for StallAfter. A follower not
+// running the loop is healthy.
+func (a *Agent) Healthy() error {
+	if !a.running.Load() {
+		return nil
+	}
+	since := time.Since(time.Unix(0, a.lastPass.Load()))
+	if limit := a.StallAfter(); since > limit {
+		return fmt.Errorf("no pass has returned for %s (limit %s)", since.Round(time.Second), limit)
+	}
+	return nil
+}
+
+// StallAfter is how long the loop may go without a pass returning before
+// it counts as stuck: five intervals, and never less than the longest a
+// pass may take (passTimeout) plus a minute.
+func (a *Agent) StallAfter() time.Duration {
+	return max(5*a.opts.Interval, passTimeout+time.Minute)
+}
+
+// passTimeout bounds one pass.
+const passTimeout = 5 * time.Minute
 
 // Ready reports whether the first pass has finished.
 func (a *Agent) Ready() bool { return a.ready.Load() }

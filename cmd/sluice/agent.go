@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +109,9 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
 	a.SetReady() // a follower is ready: it serves metrics and waits
+	electCtx, stopElection := context.WithCancel(ctx)
+	defer stopElection()
+	var unhealthy atomic.Bool
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
@@ -116,6 +121,13 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				log.Info("leading", zap.String("identity", id))
+				go watchdog(ctx, a, func(err error) {
+					// A stuck leader gives the Lease up so a healthy
+					// replica takes over, then exits to be restarted.
+					log.Error("unhealthy while leading; releasing the Lease", zap.Error(err))
+					unhealthy.Store(true)
+					stopElection()
+				})
 				if err := a.Run(ctx); err != nil {
 					log.Error("agent stopped", zap.Error(err))
 				}
@@ -132,8 +144,29 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		return err
 	}
 	a.SetLeader(func() (bool, string) { return le.IsLeader(), leaderAddress(le.GetLeader()) })
-	le.Run(ctx)
+	le.Run(electCtx)
+	if unhealthy.Load() {
+		return errors.New("released leadership: the loop was stuck")
+	}
 	return nil
+}
+
+// watchdog calls unhealthy once if the agent's loop stops completing
+// passes while ctx lasts.
+func watchdog(ctx context.Context, a *agent.Agent, unhealthy func(error)) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Healthy(); err != nil {
+				unhealthy(err)
+				return
+			}
+		}
+	}
 }
 
 // leaderIdentity is a replica's Lease identity: host and pid, and the
