@@ -151,8 +151,12 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	notifyURLs, err := opts.notifyURLs()
+	if err != nil {
+		return nil, err
+	}
 	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
-		notify: newNotifier(opts.NotifyURLs, cs, log),
+		notify: newNotifier(notifyURLs, cs, log),
 		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
 		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},

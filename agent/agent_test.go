@@ -14,7 +14,9 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -63,6 +65,8 @@ type env struct {
 	repo  *gitserver.Repo
 	agent *Agent
 	dyn   dynamic.Interface
+	logs  *observer.ObservedLogs
+	opts  Options
 }
 
 func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
@@ -82,12 +86,15 @@ func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
 	if mod != nil {
 		mod(&opts)
 	}
-	a, err := New(opts, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	// Every line also goes to an observer, for tests that read the log.
+	observed, logs := observer.New(zap.DebugLevel)
+	log := zap.New(zapcore.NewTee(zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Core(), observed))
+	a, err := New(opts, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dyn, _ := dynamic.NewForConfig(cluster.Config)
-	return &env{t: t, ns: ns, repo: repo, agent: a, dyn: dyn}
+	return &env{t: t, ns: ns, repo: repo, agent: a, dyn: dyn, logs: logs, opts: opts}
 }
 
 func (e *env) status(release string) v1alpha1.ReleaseStatus {

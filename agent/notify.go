@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/redact"
 )
 
 // Notification is what a webhook receives on a phase change.
@@ -114,7 +115,8 @@ func (n *notifier) post(ctx context.Context, url string, msg Notification) {
 	for attempt := 1; attempt <= 3; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
-			n.log.Warn("notification URL invalid", zap.Error(err))
+			// The URL (its path may be the secret) never reaches the log.
+			n.log.Warn("notification URL invalid", zap.String("endpoint", redact.Endpoint(url)), zap.String("error", redact.String(err.Error(), url)))
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
@@ -126,7 +128,8 @@ func (n *notifier) post(ctx context.Context, url string, msg Notification) {
 			}
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
-		n.log.Warn("notification failed", zap.String("release", msg.Release), zap.Int("attempt", attempt), zap.Error(err))
+		n.log.Warn("notification failed", zap.String("release", msg.Release), zap.String("endpoint", redact.Endpoint(url)),
+			zap.Int("attempt", attempt), zap.String("error", redact.String(err.Error(), url, req.URL.Path)))
 		select {
 		case <-ctx.Done():
 			return

@@ -35,6 +35,7 @@ type Options struct {
 	CacheDir           string
 	Concurrency        int
 	NotifyURLs         []string
+	NotifyURLFiles     []string
 	AllowMassRemoval   bool
 	AdvertiseAddress   string
 }
@@ -67,6 +68,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "releases reconciled at once")
 	fs.BoolVar(&o.AllowMassRemoval, "allow-mass-removal", false, "remove the objects of every managed release when all their release files vanish at once (otherwise refused as a likely empty checkout or wrong --path)")
 	fs.StringArrayVar(&o.NotifyURLs, "notify-url", nil, "webhook notified on phase changes (JSON; Slack incoming-webhook URLs get Slack's format); repeatable")
+	fs.StringArrayVar(&o.NotifyURLFiles, "notify-url-file", nil, "file holding a --notify-url (a mounted Secret: the URL's path is often the credential); repeatable")
 }
 
 // ApplyEnv sets every flag not given on the command line from
@@ -85,6 +87,23 @@ func ApplyEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return err
+}
+
+// notifyURLs is --notify-url plus the URL in each --notify-url-file.
+func (o *Options) notifyURLs() ([]string, error) {
+	urls := append([]string(nil), o.NotifyURLs...)
+	for _, f := range o.NotifyURLFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--notify-url-file: %w", err)
+		}
+		u := strings.TrimSpace(string(b))
+		if u == "" {
+			return nil, fmt.Errorf("--notify-url-file %s is empty", f)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
 }
 
 // author splits "Name <email>".

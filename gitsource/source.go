@@ -17,6 +17,8 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sluice-dev/sluice/internal/redact"
 )
 
 // Defaults for Options.
@@ -165,17 +167,29 @@ func readSecret(path string) (string, error) {
 }
 
 func (s *Source) setupAuth() error {
-	u := s.url
-	if parsed, err := url.Parse(u); err == nil && parsed.User != nil {
+	// A password in the URL becomes basic auth and leaves the URL, so the
+	// remote in the on-disk repository's config holds no credential.
+	var urlUser, urlPassword string
+	if parsed, err := url.Parse(s.url); err == nil && parsed.User != nil {
 		if p, ok := parsed.User.Password(); ok {
+			urlUser, urlPassword = parsed.User.Username(), p
 			s.secrets = append(s.secrets, p)
+			parsed.User = url.User(parsed.User.Username())
+			s.url = parsed.String()
 		}
 	}
+	u := s.url
 	switch {
 	case strings.HasPrefix(u, "http://"), strings.HasPrefix(u, "https://"):
 		pw, err := readSecret(s.opts.PasswordFile)
 		if err != nil {
 			return err
+		}
+		if pw == "" && urlPassword != "" {
+			pw = urlPassword
+			if s.opts.Username == "" {
+				s.opts.Username = urlUser
+			}
 		}
 		if pw != "" || s.opts.Username != "" {
 			user := s.opts.Username
@@ -288,26 +302,10 @@ func (s *Source) reset() error {
 	return s.initRepo()
 }
 
-// Redact removes the password from a URL for display.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	return u.String()
-}
+// Redact removes the secrets from a URL for display (redact.URL).
+func Redact(raw string) string { return redact.URL(raw) }
 
-func redactString(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "REDACTED")
-		}
-	}
-	return s
-}
+func redactString(s string, secrets []string) string { return redact.String(s, secrets...) }
 
 // redactedError hides credentials from an error's text.
 type redactedError struct {

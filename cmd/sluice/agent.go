@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/sluice-dev/sluice/agent"
+	"github.com/sluice-dev/sluice/internal/redact"
 	"github.com/sluice-dev/sluice/reconcile"
 )
 
@@ -79,7 +80,7 @@ SLUICE_REPO, SLUICE_GIT_PASSWORD_FILE.`,
 					}
 				}()
 			}
-			log.Info("agent started", zap.String("repo", opts.Repo), zap.String("branch", opts.Branch),
+			log.Info("agent started", zap.String("repo", redact.URL(opts.Repo)), zap.String("branch", opts.Branch),
 				zap.String("statusBranch", opts.StatusBranch), zap.Duration("interval", opts.Interval))
 			if !opts.LeaderElect {
 				return a.Run(ctx)
