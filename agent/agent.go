@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type Agent struct {
 	// Run loops. /healthz reads both.
 	lastPass atomic.Int64
 	running  atomic.Bool
+	// hookSecret, when set, is what POST /hook must be signed with.
+	hookSecret []byte
 	// leader, under leader election, says whether this replica leads and
 	// where the leader listens (POST /hook is forwarded there).
 	leader atomic.Pointer[LeaderFunc]
@@ -155,9 +158,19 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	var hookSecret []byte
+	if opts.HookSecretFile != "" {
+		b, err := os.ReadFile(opts.HookSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--hook-secret-file: %w", err)
+		}
+		if hookSecret = bytes.TrimRight(b, "\r\n"); len(hookSecret) == 0 {
+			return nil, fmt.Errorf("--hook-secret-file %s is empty", opts.HookSecretFile)
+		}
+	}
 	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
-		notify: newNotifier(notifyURLs, cs, log),
-		now:    time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
+		notify: newNotifier(notifyURLs, cs, log), hookSecret: hookSecret,
+		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
 		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},
 		func() float64 { return float64(ag.renderer.Hits()) }))
@@ -466,6 +479,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			lastPoll = time.Time{}
 		case <-a.poke:
 			timer.Stop()
+			// However many hooks arrive, they cause at most one poll per
+			// MinHookGap; those arriving meanwhile are this one poll.
+			if gap := time.Until(lastPoll.Add(MinHookGap)); gap > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(gap):
+				}
+			}
 			lastPoll = time.Time{}
 		case <-a.wake:
 			timer.Stop()

@@ -38,6 +38,8 @@ type Options struct {
 	NotifyURLFiles     []string
 	AllowMassRemoval   bool
 	AdvertiseAddress   string
+	HookSecretFile     string
+	PprofListen        string
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -57,7 +59,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SigningKeyFile, "signing-key-file", "", "SSH private key to sign the agent's commits with (Git's gpg.format=ssh)")
 	fs.StringVar(&o.Author, "author", "sluice <sluice@localhost>", "author of the agent's commits")
 	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
-	fs.BoolVar(&o.Pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on --listen")
+	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on --pprof-listen (a loopback address of its own)")
+	fs.StringVar(&o.PprofListen, "pprof-listen", "127.0.0.1:6060", "loopback address for --pprof")
+	fs.StringVar(&o.HookSecretFile, "hook-secret-file", "", "file holding the push webhooks' secret: POST /hook then counts only hooks signed with it (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea/Forgejo signatures)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "host:port where the other replicas reach this one's --listen (under leader election a follower forwards POST /hook to the leader's); deploy/ sets it from the pod IP")
 	fs.StringVar(&o.LeaderElectNS, "leader-elect-namespace", "sluice-system", "namespace of the leader election Lease")

@@ -80,6 +80,17 @@ SLUICE_REPO, SLUICE_GIT_PASSWORD_FILE.`,
 					}
 				}()
 			}
+			if opts.Pprof {
+				l, err := listenLoopback(opts.PprofListen)
+				if err != nil {
+					return &exitError{code: 2, msg: "--pprof-listen: " + err.Error()}
+				}
+				go func() {
+					if err := agent.ServePprof(ctx, l); err != nil {
+						log.Error("pprof server failed", zap.Error(err))
+					}
+				}()
+			}
 			log.Info("agent started", zap.String("repo", redact.URL(opts.Repo)), zap.String("branch", opts.Branch),
 				zap.String("statusBranch", opts.StatusBranch), zap.Duration("interval", opts.Interval))
 			if !opts.LeaderElect {
@@ -168,6 +179,20 @@ func watchdog(ctx context.Context, a *agent.Agent, unhealthy func(error)) {
 			}
 		}
 	}
+}
+
+// listenLoopback listens on addr, which must be a loopback address: the
+// profiles are for someone on the pod (kubectl port-forward), never the
+// network.
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%s is not a loopback address", addr)
+	}
+	return net.Listen("tcp", addr)
 }
 
 // leaderIdentity is a replica's Lease identity: host and pid, and the

@@ -523,7 +523,7 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 			return nil, err
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-		args = append(args, "--listen", addr, "--pprof")
+		args = append(args, "--pprof", "--pprof-listen", addr)
 		onIdle = func() {
 			os.MkdirAll(profDir, 0o755)
 			for _, p := range []struct{ file, path string }{
