@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
@@ -89,6 +90,11 @@ func Open(opts Options) (*Source, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("gitsource: Options.Dir is required")
 	}
+	for flag, b := range map[string]string{"--branch": opts.Branch, "--status-branch": opts.StatusBranch} {
+		if err := ValidateBranch(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+	}
 	boundedHTTP()
 	s := &Source{opts: opts}
 	u, err := normalizeURL(opts.URL)
@@ -108,6 +114,16 @@ func Open(opts Options) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ValidateBranch checks a branch name as Git does (git check-ref-format):
+// no wildcard, no "..", no control characters, ... A "*" would otherwise
+// become a wildcard refspec and fetch every branch.
+func ValidateBranch(name string) error {
+	if err := plumbing.NewBranchReferenceName(name).Validate(); err != nil || strings.HasPrefix(name, "refs/") {
+		return fmt.Errorf("%q is not a valid branch name", name)
+	}
+	return nil
 }
 
 // Options returns the options the source was opened with, defaults filled.

@@ -272,3 +272,19 @@ func writeFile(t *testing.T, p, data string) {
 		t.Fatal(err)
 	}
 }
+
+func TestValidateBranch(t *testing.T) {
+	for _, ok := range []string{"main", "sluice/status", "sluice/status/prod", "release-1.2"} {
+		if err := ValidateBranch(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"*", "main*", "a..b", "-x", "a b", "x.lock", "refs/heads/main", "", "a//b", "x:y", "@", "a\\b"} {
+		if err := ValidateBranch(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := Open(Options{URL: "file:///nowhere", Branch: "*", Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "--branch") {
+		t.Errorf("Open with --branch '*': %v", err)
+	}
+}
