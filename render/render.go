@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"runtime/debug"
@@ -18,9 +19,6 @@ import (
 
 // DefaultMaxObjects bounds the objects one release may render to.
 const DefaultMaxObjects = 5000
-
-// cacheSize bounds the number of renders kept.
-const cacheSize = 512
 
 // Input is one release to render.
 type Input struct {
@@ -79,11 +77,15 @@ func (r *Result) Version(routed bool) string {
 	return r.Digest
 }
 
-// build is the part of a render that depends only on the source tree.
+// build is the part of a render that depends only on the source tree: its
+// objects, or the error that deterministically comes of it.
 type build struct {
 	objects []*unstructured.Unstructured
 	yaml    []byte
 	digest  string
+	err     error
+	// size is what the entry costs the cache.
+	size int64
 }
 
 // Renderer renders releases and caches the builds by source identity.
@@ -91,12 +93,22 @@ type build struct {
 type Renderer struct {
 	// MaxObjects bounds a render's object count; 0 means DefaultMaxObjects.
 	MaxObjects int
+	// Budgets bound each build's reads (YAML nodes, bytes, documents, time).
+	Budgets Budgets
+	// MaxCacheBytes bounds the cached renders by their size; 0 means
+	// DefaultMaxCacheBytes.
+	MaxCacheBytes int64
 
-	mu    sync.Mutex
-	cache map[string]*build
-	order []string
-	hits  int
+	mu     sync.Mutex
+	cache  map[string]*build
+	order  []string
+	cached int64 // bytes held by cache
+	hits   int
 }
+
+// DefaultMaxCacheBytes bounds the render cache: the rendered YAML of the
+// cached builds, counted twice for the decoded objects beside it.
+const DefaultMaxCacheBytes = 96 << 20
 
 // buildMu serialises krusty builds: kustomize's global OpenAPI and plugin
 // state is not safe for concurrent builds (as kustomize-controller found).
@@ -121,9 +133,18 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 		var err error
 		b, err = r.build(in)
 		if err != nil {
+			// A located error comes of the inputs alone: the same inputs
+			// are not built again (a budget-busting file costs once).
+			var list v1alpha1.ErrorList
+			if errors.As(err, &list) {
+				r.store(in.CacheKey, &build{err: err, size: int64(len(err.Error()))})
+			}
 			return nil, err
 		}
 		r.store(in.CacheKey, b)
+	}
+	if b.err != nil {
+		return nil, b.err
 	}
 	res := &Result{Objects: b.objects, YAML: b.yaml, Digest: b.digest, Cached: cached}
 	if err := locate(in.Release, res); err != nil {
@@ -145,6 +166,8 @@ func (r *Renderer) lookup(key string) (*build, bool) {
 	return b, ok
 }
 
+// store caches a build (or a deterministic failure) under key, evicting
+// the oldest entries while the cache holds more than MaxCacheBytes.
 func (r *Renderer) store(key string, b *build) {
 	if key == "" {
 		return
@@ -157,11 +180,21 @@ func (r *Renderer) store(key string, b *build) {
 	if _, ok := r.cache[key]; ok {
 		return
 	}
-	if len(r.order) >= cacheSize {
-		delete(r.cache, r.order[0])
+	limit := r.MaxCacheBytes
+	if limit <= 0 {
+		limit = DefaultMaxCacheBytes
+	}
+	if b.size > limit {
+		return // bigger than the whole cache: not kept
+	}
+	for r.cached+b.size > limit && len(r.order) > 0 {
+		old := r.order[0]
+		r.cached -= r.cache[old].size
+		delete(r.cache, old)
 		r.order = r.order[1:]
 	}
 	r.cache[key] = b
+	r.cached += b.size
 	r.order = append(r.order, key)
 }
 
@@ -185,10 +218,18 @@ func (r *Renderer) build(in Input) (*build, error) {
 	if kf == "" {
 		return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.path", "%s holds no kustomization.yaml", rel.SourceDir())}
 	}
-	if err := checkSources(in.FS, dir, display); err != nil {
+	// Every file the build reads is charged to its budgets first.
+	bfs := newBudgetFS(in.FS, r.Budgets, display)
+	if err := checkSources(bfs, dir, display); err != nil {
+		if berr := bfs.exceeded(); berr != nil {
+			return nil, v1alpha1.ErrorList{{File: display(kf), Message: berr.Error()}}
+		}
 		return nil, err
 	}
-	objs, yml, err := kustomize(in.FS, dir)
+	objs, yml, err := kustomize(bfs, dir)
+	if berr := bfs.exceeded(); berr != nil {
+		return nil, v1alpha1.ErrorList{{File: display(kf), Message: berr.Error()}}
+	}
 	if err != nil {
 		return nil, v1alpha1.ErrorList{{File: display(kf), Message: "kustomize build failed: " + err.Error()}}
 	}
@@ -203,7 +244,7 @@ func (r *Renderer) build(in Input) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build{objects: objs, yaml: yml, digest: digest}, nil
+	return &build{objects: objs, yaml: yml, digest: digest, size: 3 * int64(len(yml))}, nil
 }
 
 // kustomize runs krusty with sluice's safe options, one build at a time,
