@@ -5,7 +5,7 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test testdeps vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
+.PHONY: all build test testdeps test-hostile vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
 
 all: build
 
@@ -71,8 +71,21 @@ testdeps:
 testbin:
 	./hack/testbin.sh
 
+## fuzz: each fuzz target for FUZZTIME (the release parser, the
+## kustomization pre-scan, the render budgets, the state machine).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz FuzzParseRelease -fuzztime 60s
+	$(GO) test ./api/v1alpha1 -run '^$$' -fuzz FuzzParseRelease -fuzztime $(FUZZTIME)
+	$(GO) test ./render -run '^$$' -fuzz FuzzKustomizationScan -fuzztime $(FUZZTIME)
+	$(GO) test ./render -run '^$$' -fuzz FuzzYAMLCost -fuzztime $(FUZZTIME)
+	$(GO) test ./strategy -run '^$$' -fuzz FuzzStateMachine -fuzztime $(FUZZTIME)
+
+## test-hostile: the hostile-input corpus (testdata/hostile) through
+## sluice validate and the render, the egress wall and the render budgets;
+## prints the summary line (the same tests run in make test).
+test-hostile: testdeps testbin
+	@set -o pipefail; $(GO) test -count=1 -run 'TestHostileInputs|TestSecondWall|TestBudgets' -v ./cmd/sluice ./render \
+	  | grep -E '^(ok|FAIL|--- FAIL)|hostile:' | sed 's/^ *hostile_test.go:[0-9]*: //'
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

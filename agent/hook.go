@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/egress"
 	"io"
 	"net/http"
 	"strings"
@@ -102,6 +103,9 @@ func (a *Agent) SetLeader(f LeaderFunc) { a.leader.Store(&f) }
 // again, so two replicas that disagree on the leader cannot loop.
 const forwardedHeader = "X-Sluice-Forwarded"
 
+// forwardClient carries hooks to the leader.
+var forwardClient = egress.Client(10 * time.Second)
+
 // forwardHook posts the hook, with its headers and body (the leader checks
 // the signature again), to the leader's /hook.
 func forwardHook(ctx context.Context, addr string, h http.Header, body []byte) error {
@@ -116,7 +120,7 @@ func forwardHook(ctx context.Context, addr string, h http.Header, body []byte) e
 	}
 	req.Header = h.Clone()
 	req.Header.Set(forwardedHeader, "1")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := forwardClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("forwarding to the leader at %s: %w", addr, err)
 	}

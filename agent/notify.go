@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/egress"
 	"github.com/sluice-dev/sluice/internal/redact"
 )
 
@@ -50,7 +51,7 @@ type notifier struct {
 }
 
 func newNotifier(urls []string, cs kubernetes.Interface, log *zap.Logger) *notifier {
-	return &notifier{urls: urls, client: &http.Client{Timeout: 10 * time.Second}, cs: cs, log: log, queue: make(chan transitionEvent, 256)}
+	return &notifier{urls: urls, client: egress.Client(10 * time.Second), cs: cs, log: log, queue: make(chan transitionEvent, 256)}
 }
 
 func (n *notifier) send(e transitionEvent) {

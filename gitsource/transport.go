@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"github.com/sluice-dev/sluice/internal/egress"
 	"net"
 	"net/http"
 	"sync"
@@ -21,7 +22,7 @@ var installTransport sync.Once
 // whole exchanges are bounded.
 func boundedHTTP() {
 	installTransport.Do(func() {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr := egress.Transport()
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		tr.TLSHandshakeTimeout = 10 * time.Second
 		tr.ResponseHeaderTimeout = 20 * time.Second

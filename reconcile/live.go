@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/egress"
 	"sort"
 	"strings"
 	"time"
@@ -31,6 +32,13 @@ func LoadConfigContext(kubeconfig, context string) (*rest.Config, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	// A credential plugin named without a path is found on PATH as the
+	// process started (sluice empties PATH so nothing else runs).
+	if cfg.ExecProvider != nil {
+		if p, err := egress.LookPath(cfg.ExecProvider.Command); err == nil {
+			cfg.ExecProvider.Command = p
+		}
+	}
 	// No request may hang the loop on an API server that went away.
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 60 * time.Second

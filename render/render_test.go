@@ -179,17 +179,17 @@ func TestRefused(t *testing.T) {
 		}, "kustomize build failed"},
 		{"absolute resource", map[string]string{
 			"releases/shop/app/kustomization.yaml": "resources: [/etc/hostname]\n",
-		}, "kustomize build failed"},
+		}, `resources[0]: source "/etc/hostname" refused: it is absolute`},
 		{"remote base", map[string]string{
 			"releases/shop/app/kustomization.yaml": "resources:\n- deployment.yaml\n- github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v3.3.1\n",
-		}, `releases/shop/app/kustomization.yaml:3: resources[1]: remote source "github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v3.3.1" refused`},
+		}, `releases/shop/app/kustomization.yaml:3: resources[1]: source "github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v3.3.1" refused`},
 		{"remote file", map[string]string{
 			"releases/shop/app/kustomization.yaml": "resources:\n- https://example.com/app.yaml\n",
-		}, `releases/shop/app/kustomization.yaml:2: resources[0]: remote source "https://example.com/app.yaml" refused`},
+		}, `releases/shop/app/kustomization.yaml:2: resources[0]: source "https://example.com/app.yaml" refused: it names a URL`},
 		{"remote base in a local base", map[string]string{
 			"releases/shop/app/kustomization.yaml": "resources: [../../../base]\n",
 			"base/kustomization.yaml":              "resources: [git@github.com:org/repo.git]\n",
-		}, `base/kustomization.yaml:1: resources[0]: remote source`},
+		}, `base/kustomization.yaml:1: resources[0]: source "git@github.com:org/repo.git" refused`},
 		{"helm", map[string]string{
 			"releases/shop/app/kustomization.yaml": "helmCharts:\n- name: x\n",
 		}, "releases/shop/app/kustomization.yaml:1: helmCharts: Helm chart inflation is disabled"},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/egress"
 )
 
 // Target names one track's objects for check templates.
@@ -75,7 +76,7 @@ func (r *Runner) client() *http.Client {
 	if r.Client != nil {
 		return r.Client
 	}
-	return &http.Client{}
+	return &http.Client{Transport: egress.Transport()}
 }
 
 func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Measurement {

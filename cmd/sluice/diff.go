@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
+	"github.com/sluice-dev/sluice/internal/egress"
 	"github.com/sluice-dev/sluice/reconcile"
 	"github.com/sluice-dev/sluice/render"
 	"github.com/sluice-dev/sluice/strategy"
@@ -178,7 +179,7 @@ func externalDiff(stdout, stderr io.Writer, program string, entries []reconcile.
 		}
 	}
 	args := strings.Fields(program)
-	cmd := exec.Command(args[0], append(args[1:], live, merged)...)
+	cmd := egress.Command(args[0], append(args[1:], live, merged)...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 {

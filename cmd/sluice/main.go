@@ -4,10 +4,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/egress"
 	"os"
 )
 
 func main() {
+	// Nothing sluice does reaches the network or runs a program except
+	// through its own clients (Git, the API server, checks, notifications)
+	// and the git its commit verbs run: a kustomization that slips past
+	// the render's checks still fetches nothing and execs nothing.
+	egress.Deny()
 	err := newRootCommand().Execute()
 	if err == nil {
 		return

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
+	"github.com/sluice-dev/sluice/internal/egress"
 	"github.com/sluice-dev/sluice/render"
 )
 
@@ -29,7 +29,7 @@ type clone struct {
 }
 
 func (c *clone) git(args ...string) (string, error) {
-	cmd := exec.Command("git", append([]string{"-C", c.dir}, args...)...)
+	cmd := egress.Command("git", append([]string{"-C", c.dir}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
