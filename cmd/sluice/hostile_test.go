@@ -136,4 +136,3 @@ func TestHostileInputs(t *testing.T) {
 	}
 	t.Logf("hostile: %d cases refused, %d fetches, %d execs", refused, fetches.Load(), gitCalls(gitLog))
 }
-
