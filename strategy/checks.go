@@ -14,7 +14,12 @@ import (
 // or all the time (manual mode).
 func (d *decision) activeChecks() ([]string, bool) {
 	st := d.st()
-	if st.Canary == nil || st.Stable == nil || st.Phase == v1alpha1.PhasePromoting {
+	if st.Canary == nil || st.Stable == nil || st.Phase == v1alpha1.PhasePromoting || st.Rollback {
+		return nil, false
+	}
+	if d.in.HeadDigest != st.Canary.Digest {
+		// The canary is about to be replaced or rolled back (a revert):
+		// measuring it is wasted, and a revert must query nothing.
 		return nil, false
 	}
 	switch {
