@@ -5,7 +5,7 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test testdeps test-hostile vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
+.PHONY: all build test testdeps test-hostile mutation vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
 
 all: build
 
@@ -79,6 +79,11 @@ fuzz:
 	$(GO) test ./render -run '^$$' -fuzz FuzzKustomizationScan -fuzztime $(FUZZTIME)
 	$(GO) test ./render -run '^$$' -fuzz FuzzYAMLCost -fuzztime $(FUZZTIME)
 	$(GO) test ./strategy -run '^$$' -fuzz FuzzStateMachine -fuzztime $(FUZZTIME)
+
+## mutation: the mutation score of the decision code's tests (gremlins);
+## long, so not part of make test (docs/testing.md).
+mutation:
+	./hack/mutation.sh
 
 ## test-hostile: the hostile-input corpus (testdata/hostile) through
 ## sluice validate and the render, the egress wall and the render budgets;

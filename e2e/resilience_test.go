@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -32,17 +33,36 @@ func TestTwoAgentsLeaderElection(t *testing.T) {
 	w := newWorld(t, []string{"canary"}, "duration: 30s", "duration: 5s")
 	gatedCanary(w)
 	lease := cluster.Namespace(t)
-	a1 := w.start("--leader-elect", "--leader-elect-namespace", lease)
+	ports, err := testcluster.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each agent signs its commits with its own author and serves its own
+	// metrics, so the story can count who applied and who committed.
+	listen := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	a1 := w.start("--leader-elect", "--leader-elect-namespace", lease, "--author", "agent-one <one@test>", "--listen", listen(0))
 	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
-	a2 := w.start("--leader-elect", "--leader-elect-namespace", lease, "--cache-dir", filepath.Join(t.TempDir(), "c2"))
+	a2 := w.start("--leader-elect", "--leader-elect-namespace", lease, "--cache-dir", filepath.Join(t.TempDir(), "c2"),
+		"--author", "agent-two <two@test>", "--listen", listen(1))
 	leader, follower := a1, a2
+	leaderName, followerName, followerListen := "agent-one", "agent-two", listen(1)
 	if !a1.has("leading") {
 		leader, follower = a2, a1
+		leaderName, followerName, followerListen = "agent-two", "agent-one", listen(0)
 	}
 	rev := w.commit("canary", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.1")})
 	w.waitStatus("canary", 60*time.Second, "canary paused", func(s v1alpha1.ReleaseStatus) bool {
 		return s.Canary != nil && s.Canary.Revision == rev && s.Phase == v1alpha1.PhasePaused
 	})
+	// Until now only the leader applied and committed.
+	authors := gitserver.Git(t, w.repo.Bare, "log", "--format=%an", "sluice/status")
+	if strings.Contains(authors, followerName) || !strings.Contains(authors, leaderName) {
+		t.Errorf("status commits by author before the kill:\n%s", authors)
+	}
+	if n := metricSum(t, followerListen, "sluice_apply_objects_total"); n != 0 {
+		t.Errorf("the follower applied %v objects", n)
+	}
+	beforeKill := w.repo.Head(t, "sluice/status")
 	leader.cmd.Process.Signal(syscall.SIGKILL)
 	killed := time.Now()
 	// Approve the gate; only the new leader can act on it.
@@ -50,6 +70,34 @@ func TestTwoAgentsLeaderElection(t *testing.T) {
 	waitFor(t, 40*time.Second, "the follower to lead", func() bool { return follower.has("\tleading") })
 	t.Logf("follower leading %s after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
 	w.waitStatus("canary", 60*time.Second, "promoted by the new leader", phaseIs(v1alpha1.PhaseSucceeded))
+	// After the kill, every status commit is the new leader's.
+	after := gitserver.Git(t, w.repo.Bare, "log", "--format=%an", beforeKill+"..sluice/status")
+	if after == "" || strings.Contains(after, leaderName) {
+		t.Errorf("status commits by author after the kill:\n%s", after)
+	}
+	if n := metricSum(t, followerListen, "sluice_apply_objects_total"); n == 0 {
+		t.Error("the new leader applied nothing")
+	}
+}
+
+// metricSum adds up every sample of a counter an agent serves on addr.
+func metricSum(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			sum += v
+		}
+	}
+	return sum
 }
 
 // Scenario 13b — with two replicas behind one Service, a push webhook can

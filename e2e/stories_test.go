@@ -204,24 +204,38 @@ func TestFailedCheckAndRevert(t *testing.T) {
 			t.Errorf("%s at head differs from the stable revision after onFailure: revert", f)
 		}
 	}
-	// A new version starts a new canary; a revert of it mid-canary rolls
-	// back at once, with no Prometheus query after the revert.
+	// A new version starts a new canary; a revert of it while its check
+	// step is measuring (60 measurements a second apart) rolls back at
+	// once: at most the one query of a pass already under way when the
+	// revert was pushed, none after, and long before the step could end.
 	app.SetErrorPercent("canary-canary", 0)
 	gitserver.Git(t, w.repo.Work, "pull", "-q", "origin", "main")
 	w.commit("canary", "a good version", map[string]string{
 		"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.3"),
-		"release.yaml":    strings.Replace(w.file("canary", "release.yaml"), "duration: 2s", "duration: 1h", 1),
+		// Failures tolerated: the rate window still holds the bad version's
+		// errors; what matters is that measurements are due.
+		"release.yaml": strings.NewReplacer("count: 3", "count: 60", "failureLimit: 1", "failureLimit: 100").Replace(w.file("canary", "release.yaml")),
 	})
-	w.waitStatus("canary", 60*time.Second, "a new canary paused", func(s v1alpha1.ReleaseStatus) bool {
-		return s.Canary != nil && s.Phase == v1alpha1.PhasePaused
+	w.waitStatus("canary", 60*time.Second, "the new canary at its check step", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Canary != nil && s.Step == 2
 	})
+	begun := prom.QueryCount(t)
+	waitFor(t, 20*time.Second, "the check step measuring", func() bool { return prom.QueryCount(t) >= begun+2 })
 	queries := prom.QueryCount(t)
 	gitserver.Git(t, w.repo.Work, "revert", "--no-edit", "HEAD")
 	w.repo.Push(t)
-	w.waitStatus("canary", 30*time.Second, "rolled back", phaseIs(v1alpha1.PhaseRolledBack))
-	if after := prom.QueryCount(t); after != queries {
-		t.Errorf("the revert ran checks: %d Prometheus queries before, %d after", queries, after)
+	pushed := time.Now()
+	st = w.waitStatus("canary", 20*time.Second, "rolled back", phaseIs(v1alpha1.PhaseRolledBack))
+	took := time.Since(pushed)
+	settled := prom.QueryCount(t)
+	time.Sleep(2 * time.Second) // two check intervals: a check still running would show
+	if after := prom.QueryCount(t); after-queries > 1 || after != settled {
+		t.Errorf("the revert ran checks: %d Prometheus queries at the push, %d at RolledBack, %d two intervals later", queries, settled, after)
 	}
+	if st.Canary != nil || took > 10*time.Second {
+		t.Errorf("rolled back after %s (the check step had 60 s to go): %+v", took, st)
+	}
+	t.Logf("revert mid-check: RolledBack %s after the push, %d queries in between", took.Round(time.Millisecond), settled-queries)
 }
 
 // Scenario 6 — blue-green, A/B and shadow route shapes.
@@ -349,10 +363,28 @@ func TestBadInputMidRun(t *testing.T) {
 	w.waitStatus("rolling", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
 	w.waitStatus("recreate", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
 	good := w.file("rolling", "release.yaml")
-	w.commit("rolling", "typo", map[string]string{"release.yaml": strings.Replace(good, "maxSurge: 1", "maxSurge: lots", 1)})
+	goodDeployment := w.file("rolling", "deployment.yaml")
+	before, err := w.cs.AppsV1().Deployments(w.ns).Get(context.Background(), "rolling", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One commit bumps the image and breaks release.yaml: nothing of it
+	// may reach the cluster.
+	w.commit("rolling", "a new image and a typo", map[string]string{
+		"release.yaml":    strings.Replace(good, "maxSurge: 1", "maxSurge: lots", 1),
+		"deployment.yaml": bumpImage(goodDeployment, "6.7.9"),
+	})
 	st := w.waitStatus("rolling", 30*time.Second, "the error committed", phaseIs(v1alpha1.PhaseFailed))
 	if st.Error == nil || st.Error.File != "releases/"+w.ns+"/rolling/release.yaml" || st.Error.Line == 0 || !strings.Contains(st.Error.Message, "maxSurge") {
 		t.Errorf("error in status: %+v", st.Error)
+	}
+	time.Sleep(2 * time.Second) // a few passes of the 500 ms interval
+	after, err := w.cs.AppsV1().Deployments(w.ns).Get(context.Background(), "rolling", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != before.Generation || after.Spec.Template.Spec.Containers[0].Image != before.Spec.Template.Spec.Containers[0].Image {
+		t.Errorf("the broken commit reached the cluster: generation %d→%d, image %s", before.Generation, after.Generation, after.Spec.Template.Spec.Containers[0].Image)
 	}
 	kust := w.file("recreate", "kustomization.yaml")
 	w.commit("recreate", "broken kustomization", map[string]string{"kustomization.yaml": kust + "- missing.yaml\n"})
@@ -365,7 +397,7 @@ func TestBadInputMidRun(t *testing.T) {
 			t.Errorf("%s stopped serving: %v", n, err)
 		}
 	}
-	w.commit("rolling", "fix", map[string]string{"release.yaml": good})
+	w.commit("rolling", "fix", map[string]string{"release.yaml": good, "deployment.yaml": goodDeployment})
 	w.commit("recreate", "fix", map[string]string{"kustomization.yaml": kust})
 	for _, n := range []string{"rolling", "recreate"} {
 		w.waitStatus(n, 30*time.Second, "recovered", func(s v1alpha1.ReleaseStatus) bool { return s.Error == nil && s.Phase != v1alpha1.PhaseFailed })
