@@ -271,7 +271,11 @@ func TestCanaryHappyPath(t *testing.T) {
 	if n := gitserver.Git(t, e.repo.Bare, "log", "--format=%an", "main"); strings.Contains(n, "sluice") {
 		t.Errorf("the agent committed on main: %s", n)
 	}
-	_ = seen
+	// The live route followed the steps: the canary was seen at the gate's
+	// weight while it waited.
+	if !seen[20] {
+		t.Errorf("the live route never had the canary at 20%%: saw %v", seen)
+	}
 }
 
 // TestIdleAndWatchWake: under Run, an agent with nothing to do looks at no

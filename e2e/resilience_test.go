@@ -174,8 +174,12 @@ func TestHumansRacingTheAgent(t *testing.T) {
 		}
 		gitserver.Git(t, clone, "add", "-A")
 		gitserver.Git(t, clone, "commit", "-q", "-m", msg)
-		for {
+		for attempt := 0; ; attempt++ {
 			if _, err := gitserver.GitErr(clone, "push", "-q", "origin", "HEAD:main"); err == nil {
+				return
+			}
+			if attempt == 30 {
+				t.Errorf("%s: push rejected 30 times", msg)
 				return
 			}
 			if out, err := gitserver.GitErr(clone, "pull", "-q", "--rebase", "origin", "main"); err != nil {

@@ -136,9 +136,13 @@ func TestSameBranchRace(t *testing.T) {
 				errs <- fmt.Errorf("%v %s", err, out)
 				return
 			}
-			for {
+			for attempt := 0; ; attempt++ {
 				if _, err := gitserver.GitErr(hdir, "push", "-q", "origin", "HEAD:main"); err == nil {
 					break
+				}
+				if attempt == 30 {
+					errs <- fmt.Errorf("human %d: push rejected 30 times", i)
+					return
 				}
 				if out, err := gitserver.GitErr(hdir, "pull", "-q", "--rebase", "origin", "main"); err != nil {
 					errs <- fmt.Errorf("pull: %v %s", err, out)
