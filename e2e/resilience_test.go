@@ -6,8 +6,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -238,4 +240,79 @@ func TestHumansRacingTheAgent(t *testing.T) {
 		}
 	}
 	t.Logf("%d human commits raced %d agent commits", n, strings.Count(log, "sluice: "))
+}
+
+// SIGTERM — the pass in flight finishes: an agent told to stop while its
+// pass waits on a slow check still folds the result, applies, and commits
+// that pass's transition, then exits 0 without starting another pass.
+func TestSIGTERMFinishesThePass(t *testing.T) {
+	t.Parallel()
+	var holding atomic.Bool
+	hit, release := make(chan struct{}, 1), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if holding.Load() {
+			select {
+			case hit <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+	}))
+	defer slow.Close()
+	w := newWorld(t, []string{"canary"})
+	w.commit("canary", "a canary with a slow check", map[string]string{"release.yaml": `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: ` + w.ns + `}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 10
+      - check: [slow]
+      - setWeight: 30
+      - pause: {gate: qa}
+      - setWeight: 100
+  checks:
+  - name: slow
+    webhook: {url: "` + slow.URL + `/slow", timeout: 30s}
+`})
+	a := w.start()
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	holding.Store(true)
+	w.commit("canary", "bump", map[string]string{"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.1")})
+	select {
+	case <-hit:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the check step never called the webhook")
+	}
+	// The pass is waiting on the check: stop the agent, then let the
+	// check answer.
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(time.Second)
+	close(release)
+	exited := make(chan error, 1)
+	go func() { exited <- a.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the agent exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not exit after SIGTERM")
+	}
+	// Its status write landed (the check step passed) ...
+	st := w.status("canary")
+	if st.Step != 2 || st.Weight != 10 || !strings.Contains(st.Message, "checks passed") {
+		t.Errorf("status after SIGTERM: step %d weight %d: %s", st.Step, st.Weight, st.Message)
+	}
+	// ... after its apply (a transition is logged only once both are done),
+	// and no pass after it ran.
+	if !a.has("checks passed") {
+		t.Errorf("no transition logged for the pass in flight:\n%s", a.tail(20))
+	}
+	if a.has("setWeight 30") || w.weights("canary")["canary-canary"] != 10 {
+		t.Errorf("a pass ran after SIGTERM: route %v", w.weights("canary"))
+	}
 }
