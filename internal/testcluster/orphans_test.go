@@ -10,19 +10,23 @@ import (
 	"time"
 )
 
-// TestPanicHelper panics on purpose when run by TestNoOrphansAfterPanic.
-func TestPanicHelper(t *testing.T) {
-	if os.Getenv("SLUICE_TESTCLUSTER_PANIC") == "" {
-		return
+// TestClusterAnswersThenPanic checks that the package's cluster answers
+// and, when run by TestNoOrphansAfterPanic, then panics on purpose with the
+// cluster running.
+func TestClusterAnswersThenPanic(t *testing.T) {
+	if _, err := cluster.Clientset(t).Discovery().ServerVersion(); err != nil {
+		t.Fatalf("the cluster does not answer: %v", err)
 	}
-	panic("a test panics while the cluster runs")
+	if os.Getenv("SLUICE_TESTCLUSTER_PANIC") != "" {
+		panic("a test panics while the cluster runs")
+	}
 }
 
 // TestNoOrphansAfterPanic runs this test binary again with a test that
 // panics, and checks that none of the child's control-plane processes
 // outlive it.
 func TestNoOrphansAfterPanic(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPanicHelper$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterAnswersThenPanic$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "SLUICE_TESTCLUSTER_PANIC=1")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
