@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -170,12 +172,22 @@ func TestHumansRacingTheAgent(t *testing.T) {
 	gitserver.Git(t, filepath.Dir(human), "clone", "-q", w.repo.Bare, "human")
 	// push commits files in a clone and pushes, rebasing on rejection, as
 	// people do; each person has a clone of their own.
+	// It runs on the people's goroutine too, so it reports with t.Errorf
+	// and returns: t.Fatal belongs to the test's own goroutine.
 	pushFrom := func(clone string, files map[string]string, msg string) {
 		for p, c := range files {
-			writeFile(t, filepath.Join(clone, p), c)
+			full := filepath.Join(clone, p)
+			if err := errors.Join(os.MkdirAll(filepath.Dir(full), 0o755), os.WriteFile(full, []byte(c), 0o644)); err != nil {
+				t.Errorf("%s: %v", msg, err)
+				return
+			}
 		}
-		gitserver.Git(t, clone, "add", "-A")
-		gitserver.Git(t, clone, "commit", "-q", "-m", msg)
+		for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", msg}} {
+			if out, err := gitserver.GitErr(clone, args...); err != nil {
+				t.Errorf("%s: git %v: %v %s", msg, args, err, out)
+				return
+			}
+		}
 		for attempt := 0; ; attempt++ {
 			if _, err := gitserver.GitErr(clone, "push", "-q", "origin", "HEAD:main"); err == nil {
 				return
