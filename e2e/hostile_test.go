@@ -21,9 +21,9 @@ func healthyRelease(ns string, i int, image string) map[string]string {
 	name := fmt.Sprintf("app-%d", i)
 	dir := "releases/" + ns + "/" + name + "/"
 	return map[string]string{
-		dir + "release.yaml": "apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec:\n  workload: {kind: Deployment, name: " + name + "}\n  strategy: {rolling: {}}\n",
+		dir + "release.yaml":       "apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec:\n  workload: {kind: Deployment, name: " + name + "}\n  strategy: {rolling: {}}\n",
 		dir + "kustomization.yaml": "resources: [deployment.yaml]\n",
-		dir + "deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: " + name + "}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: " + name + "}}\n  template:\n    metadata: {labels: {app: " + name + "}}\n    spec: {containers: [{name: app, image: \"" + image + "\"}]}\n",
+		dir + "deployment.yaml":    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: " + name + "}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: " + name + "}}\n  template:\n    metadata: {labels: {app: " + name + "}}\n    spec: {containers: [{name: app, image: \"" + image + "\"}]}\n",
 	}
 }
 
