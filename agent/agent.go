@@ -80,6 +80,8 @@ type Agent struct {
 	// statusHead overrides Status after the agent's own pushes).
 	heads  gitsource.Heads
 	files0 *releaseFiles
+	// lastSpec is the spec head of the last pass (pass goroutine only).
+	lastSpec plumbing.Hash
 	// removalKey is the trees of the last pass that found no release to
 	// remove (pass goroutine only).
 	removalKey string
@@ -240,6 +242,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.noticeRewrite(ctx, specHead)
 	statusTree := specTree
 	if !a.src.SameBranch() {
 		statusTree = nil
@@ -315,6 +318,28 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	}
 	a.ready.Store(true)
 	return res, nil
+}
+
+// noticeRewrite reports a spec head that does not descend from the last
+// one the agent applied (a force-push, or an unrelated history pushed over
+// the branch): logged and counted, then applied as
+// Git says, as Flux and Argo CD do.
+func (a *Agent) noticeRewrite(ctx context.Context, specHead plumbing.Hash) {
+	prev := a.lastSpec
+	a.lastSpec = specHead
+	if prev.IsZero() || prev == specHead {
+		return
+	}
+	rewritten, err := a.src.Rewritten(ctx, a.opts.Branch, prev, specHead)
+	if err != nil {
+		a.log.Warn("could not tell whether the spec branch was rewritten", zap.Error(err))
+		return
+	}
+	if rewritten {
+		a.metrics.specRewrites.Inc()
+		a.log.Warn("spec branch rewritten: the new head does not descend from the last one applied (a force-push or an unrelated history); applying it as Git says",
+			zap.Stringer("previous", prev), zap.Stringer("head", specHead))
+	}
 }
 
 // fileKeys lists the release files at specHead with the key of each one's

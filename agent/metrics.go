@@ -26,6 +26,8 @@ type metrics struct {
 	// stableUnrenderable is 1 while a release's stable revision cannot be
 	// rendered (nothing is applied for it).
 	stableUnrenderable *prometheus.GaugeVec
+	// specRewrites counts spec heads that did not descend from the last.
+	specRewrites prometheus.Counter
 	// hooks counts POST /hook requests by outcome.
 	hooks *prometheus.CounterVec
 	// panics counts releases whose pass panicked (and was contained).
@@ -52,12 +54,13 @@ func newMetrics() *metrics {
 		drift:              prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_drift_objects", Help: "Objects a suspended release's apply would change (not applied while suspended)."}, []string{"release"}),
 		suspended:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_suspended", Help: "1 while spec.suspend holds the release."}, []string{"release"}),
 		stableUnrenderable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_stable_unrenderable", Help: "1 while the release's stable revision cannot be rendered; nothing is applied for it."}, []string{"release"}),
+		specRewrites:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_spec_rewrites_total", Help: "Spec heads that did not descend from the last one applied (force-pushes, unrelated histories)."}),
 		hooks:              prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_hooks_total", Help: "POST /hook requests, by outcome (accepted, forwarded, refused)."}, []string{"outcome"}),
 		panics:             prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_release_panics_total", Help: "Release passes that panicked; each is contained to its release."}),
 		skippedPaths:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_skipped_paths", Help: "Entries under --path skipped at the spec head (escaping or looping symlinks, submodules); the rest is reconciled."}),
 		removalRefused:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_removal_refused", Help: "1 while every managed release vanished from the spec at once and nothing is removed (see --allow-mass-removal)."}),
 	}
-	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable, m.skippedPaths, m.panics, m.hooks)
+	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable, m.skippedPaths, m.panics, m.hooks, m.specRewrites)
 	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -131,3 +131,62 @@ func (s *Source) FetchCommit(ctx context.Context, branch string, h plumbing.Hash
 	}
 	return fmt.Errorf("git fetch %s: commit %s is not in the history of %s", s.URL(), h, branch)
 }
+
+// rewriteDepth bounds how far back Rewritten looks for the old head.
+const rewriteDepth = 50
+
+// Rewritten reports whether the branch moved from old to new other than
+// forward: old is not among new's last rewriteDepth ancestors (a
+// force-push, or an unrelated history pushed over the branch). A zero old
+// or old == new is not a rewrite. It fetches more history only when the
+// commits it needs are not on disk yet (a push of several commits).
+func (s *Source) Rewritten(ctx context.Context, branch string, old, new plumbing.Hash) (bool, error) {
+	if old.IsZero() || old == new {
+		return false, nil
+	}
+	found, complete := s.reaches(new, old)
+	if found {
+		return false, nil
+	}
+	if !complete {
+		s.mu.Lock()
+		_, err := s.fetch(ctx, branch, rewriteDepth)
+		s.mu.Unlock()
+		if err != nil {
+			return false, err
+		}
+		found, _ = s.reaches(new, old)
+	}
+	return !found, nil
+}
+
+// reaches walks the first rewriteDepth commits behind from (breadth first)
+// looking for target; complete is false when a commit it needed is not on
+// disk.
+func (s *Source) reaches(from, target plumbing.Hash) (found, complete bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[plumbing.Hash]bool{from: true}
+	queue := []plumbing.Hash{from}
+	for n := 0; len(queue) > 0 && n < rewriteDepth; n++ {
+		h := queue[0]
+		queue = queue[1:]
+		if h == target {
+			return true, true
+		}
+		c, err := s.repo.CommitObject(h)
+		if err != nil {
+			return false, false
+		}
+		for _, p := range c.ParentHashes {
+			if p == target {
+				return true, true
+			}
+			if !seen[p] {
+				seen[p] = true
+				queue = append(queue, p)
+			}
+		}
+	}
+	return false, true
+}
