@@ -152,6 +152,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		out.failed = true
 		return out
 	}
+	in.Replicas = strategy.Size(head, in.Observed)
 
 	// Skip a release whose inputs did not change, unless a timer is due or
 	// the drift resync is.
@@ -393,6 +394,7 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 		return o, err
 	}
 	if stable.Found {
+		o.StableReplicas = stable.Replicas
 		o.StableDigest = stable.Annotations[VersionAnnotation]
 		o.StableReady = stable.Status == status.CurrentStatus
 	}

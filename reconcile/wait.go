@@ -87,7 +87,9 @@ func (m *Manager) Wait(ctx context.Context, objs []*unstructured.Unstructured, t
 
 // Observation is one live object's health as kstatus computes it.
 type Observation struct {
-	Found       bool
+	Found bool
+	// Replicas is the live spec.replicas (0 when unset).
+	Replicas    int32
 	Status      status.Status
 	Message     string
 	Annotations map[string]string
@@ -121,5 +123,6 @@ func observation(live *unstructured.Unstructured) Observation {
 	if err != nil {
 		return Observation{Found: true, Status: status.UnknownStatus, Message: err.Error(), Annotations: live.GetAnnotations()}
 	}
-	return Observation{Found: true, Status: res.Status, Message: res.Message, Annotations: live.GetAnnotations()}
+	replicas, _, _ := unstructured.NestedInt64(live.Object, "spec", "replicas")
+	return Observation{Found: true, Replicas: int32(replicas), Status: res.Status, Message: res.Message, Annotations: live.GetAnnotations()}
 }

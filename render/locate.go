@@ -96,12 +96,29 @@ func locate(p *v1alpha1.Parsed, res *Result) error {
 	if len(errs) > 0 {
 		return errs
 	}
+	res.Autoscaler = autoscalerOf(res.Objects, res.Workload)
 	res.Config = ReferencedConfig(res.Workload, res.Objects)
 	d, err := VersionDigest(res.Workload, res.Config)
 	if err != nil {
 		return fmt.Errorf("%s version digest: %w", p.Release.ID(), err)
 	}
 	res.VersionDigest = d
+	return nil
+}
+
+// autoscalerOf finds the HorizontalPodAutoscaler whose scaleTargetRef is
+// the workload.
+func autoscalerOf(objs []*unstructured.Unstructured, w *unstructured.Unstructured) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() != "HorizontalPodAutoscaler" || o.GroupVersionKind().Group != "autoscaling" {
+			continue
+		}
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "kind")
+		name, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name")
+		if kind == w.GetKind() && name == w.GetName() {
+			return o
+		}
+	}
 	return nil
 }
 

@@ -51,6 +51,10 @@ type Result struct {
 	Workload *unstructured.Unstructured
 	Route    *unstructured.Unstructured
 	Service  *unstructured.Unstructured
+	// Autoscaler is the HorizontalPodAutoscaler in the render that scales
+	// the workload, nil when none does: then the workload's replicas are
+	// the autoscaler's, not sluice's.
+	Autoscaler *unstructured.Unstructured
 	// Config are the ConfigMaps and Secrets the workload references that
 	// the render holds.
 	Config []*unstructured.Unstructured

@@ -50,6 +50,11 @@ func Objects(r *v1alpha1.Release, head, stable *render.Result, plan Plan, headDi
 	w := src.Workload.DeepCopy()
 	setAnnotation(w, VersionAnnotation, version)
 	setStrategy(w, spec)
+	if head.Autoscaler != nil {
+		// The autoscaler owns replicas: left out, server-side apply leaves
+		// the field to it instead of setting it back on every pass.
+		unstructured.RemoveNestedField(w.Object, "spec", "replicas")
+	}
 	objs = append(objs, w)
 	objs = append(objs, src.Config...)
 
@@ -66,6 +71,15 @@ func Objects(r *v1alpha1.Release, head, stable *render.Result, plan Plan, headDi
 		}
 		setAnnotation(canary[0], VersionAnnotation, headDigest)
 		objs = append(objs, canary...)
+		if head.Autoscaler != nil {
+			// The canary track scales on its own, from its planned size.
+			unstructured.RemoveNestedField(canary[0].Object, "spec", "replicas")
+			hpa, err := CanaryAutoscaler(head.Autoscaler, plan.CanaryReplicas)
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, hpa)
+		}
 	}
 	if spec.Strategy.Routed() && head.Route != nil {
 		route, err := TransformRoute(head.Route, spec.Traffic.Service, plan.Route)

@@ -132,3 +132,42 @@ func rewriteConfigRefs(podSpec map[string]any, cms, secrets map[string]string) {
 		}
 	})
 }
+
+// CanaryAutoscaler is a copy of the workload's HorizontalPodAutoscaler for
+// the canary track, <name>-canary, scaling <workload>-canary with at least
+// replicas (the canary's planned size) and at most the larger of the
+// original maximum and that size. It lives as long as the canary track.
+func CanaryAutoscaler(hpa *unstructured.Unstructured, replicas int32) (*unstructured.Unstructured, error) {
+	c := hpa.DeepCopy()
+	c.SetName(CanaryName(c.GetName()))
+	stripServerFields(c)
+	target, _, _ := unstructured.NestedString(c.Object, "spec", "scaleTargetRef", "name")
+	if err := unstructured.SetNestedField(c.Object, CanaryName(target), "spec", "scaleTargetRef", "name"); err != nil {
+		return nil, err
+	}
+	replicas = max(replicas, 1)
+	maxReplicas, _, _ := unstructured.NestedInt64(c.Object, "spec", "maxReplicas")
+	if err := unstructured.SetNestedField(c.Object, int64(replicas), "spec", "minReplicas"); err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedField(c.Object, max(maxReplicas, int64(replicas)), "spec", "maxReplicas"); err != nil {
+		return nil, err
+	}
+	labels := c.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[TrackLabel] = TrackCanary
+	c.SetLabels(labels)
+	return c, nil
+}
+
+// Size is the workload's full size: the live replica count when an
+// autoscaler sets it (Git's number is only where the autoscaler started),
+// else the render's.
+func Size(head *render.Result, o Observed) int32 {
+	if head.Autoscaler != nil && o.StableReplicas > 0 {
+		return o.StableReplicas
+	}
+	return head.Replicas()
+}

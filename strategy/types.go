@@ -24,6 +24,9 @@ type Observed struct {
 	StableDigest string
 	// StableReady: the stable workload is Available at its full size.
 	StableReady bool
+	// StableReplicas is the live stable workload's spec.replicas: its size
+	// when an autoscaler, not Git, sets it.
+	StableReplicas int32
 	// CanaryReady: the canary workload exists and is Available.
 	CanaryReady bool
 	// Failed: the workload in flight reports it cannot progress (kstatus

@@ -206,6 +206,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(kcmPort),
 		"--controllers", "*,-nodeipam,-ttl,-serviceaccount-token",
 		"--node-monitor-grace-period", "40s",
+		// HPAs are reconciled every second (default 15 s), so stories with
+		// autoscaled workloads do not wait on the sync period.
+		"--horizontal-pod-autoscaler-sync-period", "1s",
 		// A real cluster's controller-manager is given more than the
 		// default 20 requests/s; a fleet of Deployments otherwise waits on
 		// its client-side rate limit, whatever applied them.
