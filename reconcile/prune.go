@@ -50,18 +50,5 @@ func (m *Manager) Prune(ctx context.Context, release string, previous, current I
 				ErrPruneGuard, release, len(stale), len(previous), share*100, m.opts.PruneMaxShare*100)
 		}
 	}
-	for _, id := range stale {
-		obj, err := objectFromID(id)
-		if err != nil {
-			return cs, err
-		}
-		e, err := m.rm.Delete(ctx, obj, deleteOptions(release))
-		if e != nil {
-			cs.Add(*e)
-		}
-		if err != nil {
-			return cs, fmt.Errorf("release %s prune: %w", release, err)
-		}
-	}
-	return cs, nil
+	return cs, m.deleteIDs(ctx, cs, release, "prune", stale, false)
 }

@@ -45,14 +45,20 @@ func (m *Manager) Remove(ctx context.Context, release string, inventory Inventor
 			return cs, refused("release %s removal: %s is in namespace %q, not in the allowlist (%v); nothing deleted", release, id, ns, m.opts.Namespaces)
 		}
 	}
-	for _, id := range inventory {
+	return cs, m.deleteIDs(ctx, cs, release, "removal", inventory, true)
+}
+
+// deleteIDs deletes the objects the IDs name, only those still labelled as
+// the release's and not marked to be kept, adding each outcome to cs. With
+// keepNamespaces, a Namespace is skipped: deleting it would delete
+// everything in it, other releases' objects too.
+func (m *Manager) deleteIDs(ctx context.Context, cs *ssa.ChangeSet, release, op string, ids Inventory, keepNamespaces bool) error {
+	for _, id := range ids {
 		obj, err := objectFromID(id)
 		if err != nil {
-			return cs, err
+			return err
 		}
-		if gvk := obj.GroupVersionKind(); gvk.Group == "" && gvk.Kind == "Namespace" {
-			// Deleting a namespace deletes everything in it, other
-			// releases' objects too: a removal never does.
+		if gvk := obj.GroupVersionKind(); keepNamespaces && gvk.Group == "" && gvk.Kind == "Namespace" {
 			cs.Add(ssa.ChangeSetEntry{Subject: id, Action: ssa.SkippedAction})
 			continue
 		}
@@ -61,8 +67,8 @@ func (m *Manager) Remove(ctx context.Context, release string, inventory Inventor
 			cs.Add(*e)
 		}
 		if err != nil {
-			return cs, fmt.Errorf("release %s removal: %w", release, err)
+			return fmt.Errorf("release %s %s: %w", release, op, err)
 		}
 	}
-	return cs, nil
+	return nil
 }
