@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
@@ -244,5 +245,65 @@ spec:
 	match := rules[0].(map[string]any)["matches"].([]any)[0].(map[string]any)
 	if _, ok := match["headers"]; ok {
 		t.Errorf("a query-only header route got a headers match: %v", match)
+	}
+}
+
+// objYAML decodes an object as the renderer does (through JSON, so
+// numbers are int64).
+func objYAML(t *testing.T, y string) *unstructured.Unstructured {
+	t.Helper()
+	j, err := yaml.YAMLToJSON([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(j); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestCanaryAutoscaler(t *testing.T) {
+	hpa := objYAML(t, `apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: app, namespace: shop, resourceVersion: "7", uid: x}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: app}
+  minReplicas: 2
+  maxReplicas: 5
+`)
+	for _, tc := range []struct {
+		replicas, wantMin, wantMax int64
+	}{{3, 3, 5}, {8, 8, 8}, {0, 1, 5}, {5, 5, 5}} {
+		c, err := CanaryAutoscaler(hpa, int32(tc.replicas))
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, _, _ := unstructured.NestedString(c.Object, "spec", "scaleTargetRef", "name")
+		minR, _, _ := unstructured.NestedInt64(c.Object, "spec", "minReplicas")
+		maxR, _, _ := unstructured.NestedInt64(c.Object, "spec", "maxReplicas")
+		if c.GetName() != "app-canary" || target != "app-canary" || minR != tc.wantMin || maxR != tc.wantMax ||
+			c.GetLabels()[TrackLabel] != TrackCanary || c.GetResourceVersion() != "" {
+			t.Errorf("replicas %d: %s → %s min %d max %d labels %v rv %q", tc.replicas, c.GetName(), target, minR, maxR, c.GetLabels(), c.GetResourceVersion())
+		}
+	}
+	if name, _, _ := unstructured.NestedString(hpa.Object, "spec", "scaleTargetRef", "name"); name != "app" || hpa.GetName() != "app" {
+		t.Error("the user's HPA was changed")
+	}
+}
+
+func TestSizeFollowsTheAutoscaler(t *testing.T) {
+	r := release(t, canarySteps, "")
+	head := renderApp(t, r, "app:head") // replicas: 3, no HPA
+	if got := Size(head, Observed{StableReplicas: 7}); got != 3 {
+		t.Errorf("without an HPA the size is Git's: %d", got)
+	}
+	scaled := *head
+	scaled.Autoscaler = routeObj(t, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: app}\n")
+	if got := Size(&scaled, Observed{StableReplicas: 7}); got != 7 {
+		t.Errorf("with an HPA the size is the live one: %d", got)
+	}
+	if got := Size(&scaled, Observed{}); got != 3 {
+		t.Errorf("with an HPA and nothing live yet: %d", got)
 	}
 }

@@ -324,11 +324,8 @@ func (v *validator) canary(base string, c *Canary) {
 			}
 		}
 	}
-	if final == -1 && len(c.Steps) > 0 {
-		// Ending without 100 is allowed: the end of the steps promotes, as
-		// in Argo Rollouts.
-		return
-	}
+	// Ending without 100 is allowed: the end of the steps promotes, as in
+	// Argo Rollouts.
 }
 
 // headerName is Gateway API's HTTPHeaderName pattern.

@@ -1,0 +1,213 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// edgeRelease is a canary release with the strategy and extra spec given.
+func edgeRelease(strategy, extra string) string {
+	return `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: app, namespace: shop}
+spec:
+  workload: {kind: Deployment, name: app}
+  traffic: {route: app, service: app}
+  strategy:
+` + strategy + `
+  checks:
+  - name: ok
+    webhook: {url: "https://smoke.example/run"}
+` + extra
+}
+
+// TestValidationEdges: each limit the validator enforces, on both sides of
+// its boundary (docs/testing.md: the mutation run asks for these).
+func TestValidationEdges(t *testing.T) {
+	many := func(n int, f func(i int) string) string {
+		var parts []string
+		for i := range n {
+			parts = append(parts, f(i))
+		}
+		return strings.Join(parts, ", ")
+	}
+	header := func(i int) string { return fmt.Sprintf("{name: H%d, value: v}", i) }
+	query := func(i int) string { return fmt.Sprintf("{name: q%d, value: v}", i) }
+	tests := []struct {
+		name, strategy, extra, want string // want "" means valid
+	}{
+		{"window -1", "    canary: {steps: [{setWeight: 5}]}\n    rollbackWindow: {revisions: -1}", "", "spec.strategy.rollbackWindow.revisions"},
+		{"window 0", "    canary: {steps: [{setWeight: 5}]}\n    rollbackWindow: {revisions: 0}", "", ""},
+		{"window 20", "    canary: {steps: [{setWeight: 5}]}\n    rollbackWindow: {revisions: 20}", "", ""},
+		{"window 21", "    canary: {steps: [{setWeight: 5}]}\n    rollbackWindow: {revisions: 21}", "", "spec.strategy.rollbackWindow.revisions"},
+		{"shadow 0", "    shadow: {percent: 0}", "", "spec.strategy.shadow.percent"},
+		{"shadow 1", "    shadow: {percent: 1}", "", ""},
+		{"shadow 100", "    shadow: {percent: 100}", "", ""},
+		{"shadow 101", "    shadow: {percent: 101}", "", "spec.strategy.shadow.percent"},
+		{"mirror -1", "    canary: {steps: [{setMirror: {percent: -1}}]}", "", "setMirror"},
+		{"mirror 0", "    canary: {steps: [{setMirror: {percent: 0}}]}", "", ""},
+		{"mirror 100", "    canary: {steps: [{setMirror: {percent: 100}}]}", "", ""},
+		{"mirror 101", "    canary: {steps: [{setMirror: {percent: 101}}]}", "", "setMirror"},
+		{"a step after the first step's 100", "    canary: {steps: [{setWeight: 100}, {setWeight: 5}]}", "", "steps[1]: no step may follow setWeight: 100 (steps[0])"},
+		{"16 headers", "    abTest: {match: {headers: [" + many(16, header) + "]}}", "", ""},
+		{"17 headers", "    abTest: {match: {headers: [" + many(17, header) + "]}}", "", "at most 16 header matches"},
+		{"16 query params", "    abTest: {match: {queryParams: [" + many(16, query) + "]}}", "", ""},
+		{"17 query params", "    abTest: {match: {queryParams: [" + many(17, query) + "]}}", "", "at most 16 query parameter matches"},
+		{"header name 256", "    abTest: {match: {headers: [{name: " + strings.Repeat("h", 256) + ", value: v}]}}", "", ""},
+		{"header name 257", "    abTest: {match: {headers: [{name: " + strings.Repeat("h", 257) + ", value: v}]}}", "", "headers[0].name"},
+		{"header value 4096", "    abTest: {match: {headers: [{name: h, value: " + strings.Repeat("v", 4096) + "}]}}", "", ""},
+		{"header value 4097", "    abTest: {match: {headers: [{name: h, value: " + strings.Repeat("v", 4097) + "}]}}", "", "headers[0].value"},
+		{"empty preview match", "    blueGreen: {previewMatch: {}}", "", "previewMatch"},
+		{"no preview match", "    blueGreen: {}", "", ""},
+		{"autoPromote and gate", "    blueGreen: {autoPromote: true, gate: qa}", "", "cannot be set with autoPromote"},
+		{"gate without autoPromote", "    blueGreen: {gate: qa}", "", ""},
+		{"autoPromote without gate", "    blueGreen: {autoPromote: true}", "", ""},
+		{"surge 0 unavailable 0", "    rolling: {maxSurge: 0, maxUnavailable: 0}", "", "spec.strategy.rolling"},
+		{"surge 0 unavailable 1", "    rolling: {maxSurge: 0, maxUnavailable: 1}", "", ""},
+		{"surge 1 unavailable 0", "    rolling: {maxSurge: 1, maxUnavailable: 0}", "", ""},
+		{"surge 0 alone", "    rolling: {maxSurge: 0}", "", ""},
+		{"surge 0%", "    rolling: {maxSurge: 0%}", "", ""},
+		{"surge 100%", "    rolling: {maxSurge: 100%}", "", ""},
+		{"surge 101%", "    rolling: {maxSurge: 101%}", "", "maxSurge"},
+		{"count 0", "    canary: {steps: [{check: [ok]}]}", "    count: 0\n", "count: must be at least 1"},
+		{"count 1", "    canary: {steps: [{check: [ok]}]}", "    count: 1\n", ""},
+		{"failureLimit 0", "    canary: {steps: [{check: [ok]}]}", "    failureLimit: 0\n", ""},
+		{"failureLimit -1", "    canary: {steps: [{check: [ok]}]}", "    failureLimit: -1\n", "failureLimit: must be at least 0"},
+		{"pause 0s", "    canary: {steps: [{pause: {duration: 0s}}]}", "", "must be positive"},
+		{"pause 1ns", "    canary: {steps: [{pause: {duration: 1ns}}]}", "", ""},
+		{"ftp webhook", "    canary: {steps: [{setWeight: 5}]}", "  - name: ftp\n    webhook: {url: \"ftp://x/y\"}\n", "webhook.url"},
+		{"http webhook", "    canary: {steps: [{setWeight: 5}]}", "  - name: plain\n    webhook: {url: \"http://x/y\"}\n", ""},
+		{"webhook without a host", "    canary: {steps: [{setWeight: 5}]}", "  - name: nohost\n    webhook: {url: \"http:///y\"}\n", "webhook.url"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseRelease("r.yaml", []byte(edgeRelease(tc.strategy, tc.extra)))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A run of steps after a final setWeight 100 is reported once.
+func TestStepsAfterTheFinalWeightReportedOnce(t *testing.T) {
+	_, err := ParseRelease("r.yaml", []byte(edgeRelease("    canary: {steps: [{setWeight: 5}, {setWeight: 100}, {setWeight: 5}, {setWeight: 6}]}", "")))
+	if err == nil || strings.Count(err.Error(), "no step may follow") != 1 {
+		t.Errorf("err = %v, want exactly one report", err)
+	}
+}
+
+func TestConditionEquality(t *testing.T) {
+	for _, tc := range []struct {
+		cond string
+		v    float64
+		want bool
+	}{{">= 0.99", 0.99, true}, {"> 0.99", 0.99, false}, {"<= 0.5", 0.5, true}, {"< 0.5", 0.5, false}, {"== 1", 1, true}, {"!= 1", 1, false}} {
+		c, err := ParseCondition(tc.cond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Holds(tc.v); got != tc.want {
+			t.Errorf("%q holds for %v = %v", tc.cond, tc.v, got)
+		}
+	}
+}
+
+func TestBoolSpellings(t *testing.T) {
+	for _, v := range []string{"true", "True", "TRUE"} {
+		p, err := ParseRelease("r.yaml", []byte(edgeRelease("    canary: {steps: [{setWeight: 5}]}", "  suspend: "+v+"\n")))
+		if err != nil || !p.Release.Spec.Suspend {
+			t.Errorf("suspend: %s gave %v, %v", v, err, err == nil && p.Release.Spec.Suspend)
+		}
+	}
+}
+
+func TestFileSizeLimit(t *testing.T) {
+	base := edgeRelease("    canary: {steps: [{setWeight: 5}]}", "")
+	pad := func(n int) []byte { return []byte(base + "#" + strings.Repeat("x", n-len(base)-2) + "\n") }
+	if _, err := ParseRelease("r.yaml", pad(MaxReleaseFileSize)); err != nil {
+		t.Errorf("a file of exactly the limit: %v", err)
+	}
+	if _, err := ParseRelease("r.yaml", pad(MaxReleaseFileSize+1)); err == nil {
+		t.Error("a file over the limit parsed")
+	}
+}
+
+func TestErrorFormatAndOrder(t *testing.T) {
+	if got := (&FieldError{File: "f.yaml", Message: "m"}).Error(); got != "f.yaml: m" {
+		t.Errorf("no line: %q", got)
+	}
+	if got := (&FieldError{File: "f.yaml", Line: 1, Message: "m"}).Error(); got != "f.yaml:1: m" {
+		t.Errorf("line 1: %q", got)
+	}
+	l := ErrorList{{File: "b", Line: 1}, {File: "a", Line: 9}, {File: "a", Line: 2}, {File: "a", Line: 2, Message: "second"}}
+	l.Sort()
+	var got []string
+	for _, e := range l {
+		got = append(got, fmt.Sprintf("%s%d%s", e.File, e.Line, e.Message))
+	}
+	if strings.Join(got, " ") != "a2 a2second a9 b1" {
+		t.Errorf("order %v", got)
+	}
+}
+
+func TestSameRevisionEdges(t *testing.T) {
+	full := "abcdef0123456789abcdef0123456789abcdef01"
+	for _, tc := range []struct {
+		short string
+		want  bool
+	}{{"abcdef0", true}, {"abcdef", false}, {full, true}, {full + "0", false}, {"", false}, {"abcdef1", false}} {
+		if got := SameRevision(tc.short, full); got != tc.want {
+			t.Errorf("SameRevision(%q) = %v", tc.short, got)
+		}
+	}
+	if SameRevision("", "") {
+		t.Error("two empty revisions are the same revision")
+	}
+}
+
+func TestABTestSteps(t *testing.T) {
+	plain, err := ParseRelease("r.yaml", []byte(edgeRelease("    abTest: {match: {headers: [{name: h, value: v}]}}", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := plain.Release.Spec.Strategy.Steps()
+	if *steps[0].SetHeaderRoute.Weight != 100 {
+		t.Errorf("default A/B weight %d", *steps[0].SetHeaderRoute.Weight)
+	}
+	for _, s := range steps {
+		if s.Check != nil {
+			t.Error("a check step without checks")
+		}
+	}
+	weighted, err := ParseRelease("r.yaml", []byte(edgeRelease("    abTest: {match: {headers: [{name: h, value: v}]}, weight: 30, checks: [ok]}", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps = weighted.Release.Spec.Strategy.Steps()
+	hasCheck := false
+	for _, s := range steps {
+		hasCheck = hasCheck || s.Check != nil
+	}
+	if *steps[0].SetHeaderRoute.Weight != 30 || !hasCheck {
+		t.Errorf("weighted A/B steps %+v", steps)
+	}
+}
+
+func TestSourceDir(t *testing.T) {
+	p, err := ParseRelease("releases/shop/app/release.yaml", []byte(edgeRelease("    canary: {steps: [{setWeight: 5}]}", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.SourceDir(); got != "releases/shop/app" {
+		t.Errorf("default source dir %q", got)
+	}
+	p.Release.Spec.Source.Path = "../../../apps/cart"
+	if got := p.SourceDir(); got != "apps/cart" {
+		t.Errorf("source dir %q", got)
+	}
+}
