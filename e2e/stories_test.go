@@ -158,11 +158,11 @@ func TestPRDrivenWeights(t *testing.T) {
 			w.sluice("set-weight", w.ns+"/canary-manual", fmt.Sprint(wt), "--push")
 		}
 		w.waitStatus("canary-manual", 30*time.Second, fmt.Sprintf("weight %d", wt), func(s v1alpha1.ReleaseStatus) bool { return s.Weight == wt })
-		got := w.weights("canary-manual")
-		if got["canary-manual-canary"] != int64(wt) {
-			// the route follows the status within a pass
-			time.Sleep(time.Second)
-			got = w.weights("canary-manual")
+		// The route follows the status within a pass.
+		var got map[string]int64
+		deadline := time.Now().Add(5 * time.Second)
+		for got = w.weights("canary-manual"); got["canary-manual-canary"] != int64(wt) && time.Now().Before(deadline); got = w.weights("canary-manual") {
+			time.Sleep(100 * time.Millisecond)
 		}
 		if got["canary-manual-canary"] != int64(wt) || got["canary-manual"] != int64(100-wt) {
 			t.Errorf("route at %d = %v", wt, got)
@@ -195,10 +195,7 @@ func TestFailedCheckAndRevert(t *testing.T) {
 	if wt := w.weights("canary"); wt["canary-canary"] != 0 || len(wt) != 1 {
 		t.Errorf("route after abort = %v", wt)
 	}
-	time.Sleep(2 * time.Second)
-	if w.exists("canary-canary") {
-		t.Error("canary left after abort")
-	}
+	waitFor(t, 10*time.Second, "the canary track deleted after the abort", func() bool { return !w.exists("canary-canary") })
 	for _, f := range []string{"deployment.yaml", "release.yaml"} {
 		if got, want := w.file("canary", f), gitserver.Git(t, w.repo.Bare, "show", stable+":releases/"+w.ns+"/canary/"+f); got != want {
 			t.Errorf("%s at head differs from the stable revision after onFailure: revert", f)
