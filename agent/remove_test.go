@@ -65,6 +65,7 @@ func TestRemovedReleaseIsPruned(t *testing.T) {
 	if _, err := gitserver.GitErr(e.repo.Bare, "show", "sluice/status:releases/demo/rolling/status.yaml"); err == nil {
 		t.Error("status.yaml of the removed release is still on the status branch")
 	}
+	t.Logf("history of the removed release:\n%s", gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%h %s [%(trailers:key=Sluice-Phase,valueonly,separator=)] %b", "sluice/status", "--", "releases/demo/rolling"))
 	phases := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%(trailers:key=Sluice-Phase,valueonly,separator=)", "sluice/status", "--", "releases/demo/rolling")
 	if got := strings.Fields(phases); len(got) < 3 || got[len(got)-2] != "Removed" || got[len(got)-1] != "Removed" || !slices.Contains(got, "Succeeded") {
 		t.Errorf("history of the removed release: %v", got)
