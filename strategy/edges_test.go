@@ -307,3 +307,36 @@ func TestSizeFollowsTheAutoscaler(t *testing.T) {
 		t.Errorf("with an HPA and nothing live yet: %d", got)
 	}
 }
+
+// With an HPA on the workload, replicas are left out of the stable and
+// canary workloads (the HPAs own them); without one they are applied.
+func TestReplicasLeftToTheAutoscaler(t *testing.T) {
+	r := release(t, canarySteps, "")
+	head, stable := renderApp(t, r, "app:head"), renderApp(t, r, "app:stable")
+	p := Current(input(r, inflight(1, 5, v1alpha1.PhasePaused, 0), 0))
+	has := func(objs []*unstructured.Unstructured, name string) bool {
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" && o.GetName() == name {
+				_, found, _ := unstructured.NestedInt64(o.Object, "spec", "replicas")
+				return found
+			}
+		}
+		t.Fatalf("no Deployment %s", name)
+		return false
+	}
+	objs, err := Objects(r, head, stable, p, "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(objs, "app") || !has(objs, "app-canary") {
+		t.Error("replicas left out with no autoscaler")
+	}
+	scaled := *head
+	scaled.Autoscaler = objYAML(t, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: app}\nspec: {scaleTargetRef: {kind: Deployment, name: app}, maxReplicas: 5}\n")
+	if objs, err = Objects(r, &scaled, stable, p, "h"); err != nil {
+		t.Fatal(err)
+	}
+	if has(objs, "app") || has(objs, "app-canary") {
+		t.Error("replicas applied over the autoscaler's")
+	}
+}
