@@ -340,3 +340,54 @@ func TestReplicasLeftToTheAutoscaler(t *testing.T) {
 		t.Error("replicas applied over the autoscaler's")
 	}
 }
+
+// Every object of a track carries its label where selection happens, and
+// nothing else is labelled.
+func TestTrackLabels(t *testing.T) {
+	r := release(t, canarySteps, "")
+	head, stable := renderApp(t, r, "app:head"), renderApp(t, r, "app:stable")
+	objs, err := Objects(r, head, stable, Current(input(r, inflight(1, 5, v1alpha1.PhasePaused, 0), 0)), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Deployment/app": TrackStable, "Deployment/app-canary": TrackCanary, "Service/app": TrackStable, "Service/app-canary": TrackCanary}
+	for _, o := range objs {
+		id := o.GetKind() + "/" + o.GetName()
+		var paths [][]string
+		switch o.GetKind() {
+		case "Deployment":
+			paths = [][]string{{"spec", "selector", "matchLabels"}, {"spec", "template", "metadata", "labels"}}
+		case "Service":
+			paths = [][]string{{"spec", "selector"}}
+		default:
+			if _, ok := o.GetLabels()[TrackLabel]; ok {
+				t.Errorf("%s labelled", id)
+			}
+			continue
+		}
+		for _, p := range paths {
+			m, _, _ := unstructured.NestedStringMap(o.Object, p...)
+			if m[TrackLabel] != want[id] {
+				t.Errorf("%s %v: track %q, want %q", id, p, m[TrackLabel], want[id])
+			}
+		}
+	}
+	// A Service with no selector gets one holding the track.
+	svc := objYAML(t, "apiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec: {ports: [{port: 80}]}\n")
+	if err := addTrack(svc, TrackStable, "spec", "selector"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector"); m[TrackLabel] != TrackStable {
+		t.Errorf("selector %v", m)
+	}
+	// Only the named apps/v1 workload is the workload.
+	for _, y := range []string{
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: other}\n",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+		"apiVersion: example.com/v1\nkind: Deployment\nmetadata: {name: app}\n",
+	} {
+		if isWorkload(objYAML(t, y), &r.Spec) {
+			t.Errorf("taken for the workload:\n%s", y)
+		}
+	}
+}

@@ -76,6 +76,7 @@ func TestValidationEdges(t *testing.T) {
 		{"failureLimit -1", "    canary: {steps: [{check: [ok]}]}", "    failureLimit: -1\n", "failureLimit: must be at least 0"},
 		{"pause 0s", "    canary: {steps: [{pause: {duration: 0s}}]}", "", "must be positive"},
 		{"pause 1ns", "    canary: {steps: [{pause: {duration: 1ns}}]}", "", ""},
+		{"one header route name in two steps", "    canary: {steps: [{setHeaderRoute: {name: ff, match: {headers: [{name: a, value: b}]}}}, {setWeight: 5}, {setHeaderRoute: {name: ff, match: {headers: [{name: a, value: c}]}}}]}", "", `"ff" is already used by steps[0]`},
 		{"ftp webhook", "    canary: {steps: [{setWeight: 5}]}", "  - name: ftp\n    webhook: {url: \"ftp://x/y\"}\n", "webhook.url"},
 		{"http webhook", "    canary: {steps: [{setWeight: 5}]}", "  - name: plain\n    webhook: {url: \"http://x/y\"}\n", ""},
 		{"webhook without a host", "    canary: {steps: [{setWeight: 5}]}", "  - name: nohost\n    webhook: {url: \"http:///y\"}\n", "webhook.url"},
@@ -180,8 +181,8 @@ func TestABTestSteps(t *testing.T) {
 		t.Errorf("default A/B weight %d", *steps[0].SetHeaderRoute.Weight)
 	}
 	for _, s := range steps {
-		if s.Check != nil {
-			t.Error("a check step without checks")
+		if s.Check != nil || s.Kind() == "" {
+			t.Errorf("a step that is no step, or a check step without checks: %+v", s)
 		}
 	}
 	weighted, err := ParseRelease("r.yaml", []byte(edgeRelease("    abTest: {match: {headers: [{name: h, value: v}]}, weight: 30, checks: [ok]}", "")))
@@ -209,5 +210,19 @@ func TestSourceDir(t *testing.T) {
 	p.Release.Spec.Source.Path = "../../../apps/cart"
 	if got := p.SourceDir(); got != "apps/cart" {
 		t.Errorf("source dir %q", got)
+	}
+}
+
+// Traffic on a rolling release is optional and each name checked alone.
+func TestRollingTraffic(t *testing.T) {
+	for _, tc := range []struct{ traffic, want string }{
+		{"{route: app}", ""}, {"{service: app}", ""},
+		{"{route: Bad_Name}", "spec.traffic.route"}, {"{service: Bad_Name}", "spec.traffic.service"},
+	} {
+		y := strings.Replace(edgeRelease("    rolling: {}", ""), "  traffic: {route: app, service: app}\n", "  traffic: "+tc.traffic+"\n", 1)
+		_, err := ParseRelease("r.yaml", []byte(y))
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("traffic %s: %v, want %q", tc.traffic, err, tc.want)
+		}
 	}
 }
