@@ -153,6 +153,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		return out
 	}
 	in.Replicas = strategy.Size(head, in.Observed)
+	in.ProgressDeadline = head.ProgressDeadline()
 
 	// Skip a release whose inputs did not change, unless a timer is due or
 	// the drift resync is.

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -69,6 +70,16 @@ func (r *Result) Replicas() int32 {
 		return 1
 	}
 	return int32(n)
+}
+
+// ProgressDeadline is the workload's spec.progressDeadlineSeconds, 0 when
+// unset.
+func (r *Result) ProgressDeadline() time.Duration {
+	s, found, _ := unstructured.NestedInt64(r.Workload.Object, "spec", "progressDeadlineSeconds")
+	if !found || s <= 0 {
+		return 0
+	}
+	return time.Duration(s) * time.Second
 }
 
 // Version is the digest a release's state machine compares: the version

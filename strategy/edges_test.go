@@ -391,3 +391,24 @@ func TestTrackLabels(t *testing.T) {
 		}
 	}
 }
+
+// The workload's own progressDeadlineSeconds bounds the wait, whether or
+// not the controller reports the deadline.
+func TestWorkloadProgressDeadline(t *testing.T) {
+	r := release(t, "    rolling: {}", "")
+	st := v1alpha1.ReleaseStatus{Phase: v1alpha1.PhaseProgressing, Stable: rev(stableRev, "s"), Canary: rev(canaryRev, "c"), StepStartedAt: at(0)}
+	in := Input{Spec: r, HeadRevision: canaryRev, HeadDigest: "c", Replicas: 3, Status: st, Observed: Observed{StableDigest: "c"}, Now: t0.Add(4 * time.Second), ProgressDeadline: 3 * time.Second}
+	if p := Next(in); p.Status.Phase != v1alpha1.PhaseRolledBack {
+		t.Errorf("rolling past its 3 s deadline: %s", p.Status.Phase)
+	}
+	in.ProgressDeadline = 0
+	if p := Next(in); p.Status.Phase == v1alpha1.PhaseRolledBack {
+		t.Error("rolled back after 4 s with the default 10 min deadline")
+	}
+	c := release(t, canarySteps, "")
+	cin := input(c, inflight(0, 0, v1alpha1.PhaseProgressing, 0), 4*time.Second)
+	cin.Observed.CanaryReady, cin.ProgressDeadline = false, 3*time.Second
+	if p := Next(cin); p.Status.Phase != v1alpha1.PhaseAborted {
+		t.Errorf("canary past its 3 s deadline: %s", p.Status.Phase)
+	}
+}

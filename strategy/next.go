@@ -213,8 +213,8 @@ func (d *decision) canary() {
 		return
 	}
 	if !d.in.Observed.CanaryReady {
-		if st.StepStartedAt != nil && d.in.Now.Sub(*st.StepStartedAt) > ProgressDeadline {
-			d.abort(v1alpha1.PhaseAborted, fmt.Sprintf("canary not ready after %s", ProgressDeadline), true)
+		if st.StepStartedAt != nil && d.in.Now.Sub(*st.StepStartedAt) > d.progressDeadline() {
+			d.abort(v1alpha1.PhaseAborted, fmt.Sprintf("canary not ready after %s", d.progressDeadline()), true)
 			return
 		}
 		d.p.WakeAt = d.in.Now.Add(readyRecheck)
@@ -379,6 +379,14 @@ func (d *decision) step(s v1alpha1.Step) {
 			d.wakeForChecks(s.Check, true)
 		}
 	}
+}
+
+// progressDeadline is how long a workload may stay unready.
+func (d *decision) progressDeadline() time.Duration {
+	if d.in.ProgressDeadline > 0 {
+		return d.in.ProgressDeadline
+	}
+	return ProgressDeadline
 }
 
 // stepStart is when the current step (or manual weight) began.

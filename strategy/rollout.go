@@ -36,8 +36,8 @@ func (d *decision) rollout() {
 		switch {
 		case obs.Failed:
 			d.rollback("the new version failed: " + obs.Message)
-		case d.in.Now.Sub(d.stepStart()) > ProgressDeadline:
-			d.rollback(fmt.Sprintf("the new version was not healthy after %s", ProgressDeadline))
+		case d.in.Now.Sub(d.stepStart()) > d.progressDeadline():
+			d.rollback(fmt.Sprintf("the new version was not healthy after %s", d.progressDeadline()))
 		default:
 			d.p.WakeAt = d.in.Now.Add(readyRecheck)
 		}

@@ -63,6 +63,11 @@ type Input struct {
 	HeadDigest   string
 	// Replicas is the workload's replicas in the head render.
 	Replicas int32
+	// ProgressDeadline is the workload's own progressDeadlineSeconds, when
+	// it sets one: the agent stops waiting for a rollout or a canary that is
+	// not ready after it even if the controller never reports the deadline
+	// (0: ProgressDeadline).
+	ProgressDeadline time.Duration
 	// StableSpecWeight is, in manual mode, spec.strategy.canary.weight at
 	// stable.revision (nil when that spec had none).
 	StableSpecWeight *int32
