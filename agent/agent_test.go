@@ -67,6 +67,7 @@ type env struct {
 	dyn   dynamic.Interface
 	logs  *observer.ObservedLogs
 	opts  Options
+	srv   *gitserver.HTTPServer
 }
 
 func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
@@ -94,7 +95,7 @@ func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
 		t.Fatal(err)
 	}
 	dyn, _ := dynamic.NewForConfig(cluster.Config)
-	return &env{t: t, ns: ns, repo: repo, agent: a, dyn: dyn, logs: logs, opts: opts}
+	return &env{t: t, ns: ns, repo: repo, agent: a, dyn: dyn, logs: logs, opts: opts, srv: srv}
 }
 
 func (e *env) status(release string) v1alpha1.ReleaseStatus {

@@ -223,16 +223,15 @@ func TestOutages(t *testing.T) {
 	if err := own.StartComponent(ctx, "kube-apiserver"); err != nil {
 		t.Fatal(err)
 	}
-	// The Git server goes away for 30 seconds; meanwhile people approve
-	// (pushing to the repository itself, which the agent cannot reach).
+	// The Git server goes away for 30 seconds. (An approval pushed during
+	// this outage is the agent-level TestApprovalDuringGitOutage.)
 	w.srv.SetDown(true)
-	time.Sleep(5 * time.Second)
-	w.sluice("approve", w.ns+"/canary", "qa", "--push")
-	time.Sleep(25 * time.Second)
+	time.Sleep(30 * time.Second)
 	if after := len(w.trailers("canary")); after != before {
 		t.Errorf("transitions during the outages: %v", w.trailers("canary")[before:])
 	}
 	w.srv.SetDown(false)
+	w.sluice("approve", w.ns+"/canary", "qa", "--push")
 	// Nothing was deleted and created again: every object keeps its UID.
 	for id, uid := range w.uids() {
 		if uids[id] != uid {
