@@ -476,6 +476,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		res, err := a.pass(pctx, poll)
 		cancel()
 		a.lastPass.Store(time.Now().UnixNano())
+		if ctx.Err() != nil {
+			// Stopped during the pass: it finished; no other pass starts
+			// (a timer due at once must not win the select below).
+			return nil
+		}
 		wait := time.Until(lastPoll.Add(a.opts.Interval))
 		if err != nil {
 			if ctx.Err() != nil {
