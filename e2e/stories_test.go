@@ -196,11 +196,17 @@ func TestFailedCheckAndRevert(t *testing.T) {
 		t.Errorf("route after abort = %v", wt)
 	}
 	waitFor(t, 10*time.Second, "the canary track deleted after the abort", func() bool { return !w.exists("canary-canary") })
-	for _, f := range []string{"deployment.yaml", "release.yaml"} {
-		if got, want := w.file("canary", f), gitserver.Git(t, w.repo.Bare, "show", stable+":releases/"+w.ns+"/canary/"+f); got != want {
-			t.Errorf("%s at head differs from the stable revision after onFailure: revert", f)
+	// onFailure: revert commits the files at the stable revision on main
+	// (after the Aborted status commit).
+	reverted := func() bool {
+		for _, f := range []string{"deployment.yaml", "release.yaml"} {
+			if w.file("canary", f) != gitserver.Git(t, w.repo.Bare, "show", stable+":releases/"+w.ns+"/canary/"+f) {
+				return false
+			}
 		}
+		return true
 	}
+	waitFor(t, 20*time.Second, "the files at the stable revision on main after onFailure: revert", reverted)
 	// A new version starts a new canary; a revert of it while its check
 	// step is measuring (60 measurements a second apart) rolls back at
 	// once: at most the one query of a pass already under way when the
