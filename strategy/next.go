@@ -70,6 +70,8 @@ func (d *decision) run() {
 	if d.suspended() {
 		return
 	}
+	// A promoted version in the rollback window the head equals, if any.
+	back := d.inWindow()
 	switch {
 	case st.Stable == nil:
 		d.install()
@@ -79,8 +81,8 @@ func (d *decision) run() {
 		// A git revert mid-canary: roll back at once, run no checks.
 		d.p.RollbackFrom, d.p.RollbackTo = st.Canary.Revision, st.Stable.Revision
 		d.abort(v1alpha1.PhaseRolledBack, "the head is the stable version again (a revert): rolled back at once", false)
-	case st.Canary != nil && d.in.HeadDigest != st.Canary.Digest && d.inWindow() != nil:
-		d.startRollback(d.inWindow())
+	case st.Canary != nil && d.in.HeadDigest != st.Canary.Digest && back != nil:
+		d.startRollback(back)
 	case st.Canary != nil && d.in.HeadDigest != st.Canary.Digest:
 		d.startCanary("a newer version replaces the canary")
 	case st.Canary != nil:
@@ -92,9 +94,9 @@ func (d *decision) run() {
 		d.clearAborted()
 	case d.in.HeadDigest == st.AbortedDigest:
 		d.p.Status.Phase = st.Phase // stays Aborted: not retried until the version changes or spec.retry names it
-	case d.inWindow() != nil:
+	case back != nil:
 		// A git revert after a promotion: one of the last promoted versions.
-		d.startRollback(d.inWindow())
+		d.startRollback(back)
 	default:
 		d.startCanary("a new version")
 	}
