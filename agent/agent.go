@@ -82,6 +82,9 @@ type Agent struct {
 	files0 *releaseFiles
 	// lastSpec is the spec head of the last pass (pass goroutine only).
 	lastSpec plumbing.Hash
+	// rewrite, set for one pass, says the spec branch was rewritten since
+	// the last one (read by that pass's releases).
+	rewrite string
 	// removalKey is the trees of the last pass that found no release to
 	// remove (pass goroutine only).
 	removalKey string
@@ -242,7 +245,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.noticeRewrite(ctx, specHead)
+	a.rewrite = a.noticeRewrite(ctx, specHead)
 	statusTree := specTree
 	if !a.src.SameBranch() {
 		statusTree = nil
@@ -322,24 +325,33 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 
 // noticeRewrite reports a spec head that does not descend from the last
 // one the agent applied (a force-push, or an unrelated history pushed over
-// the branch): logged and counted, then applied as
-// Git says, as Flux and Argo CD do.
-func (a *Agent) noticeRewrite(ctx context.Context, specHead plumbing.Hash) {
+// the branch): logged and counted, and every release is looked at in this
+// pass so that each reports it (an Event and its status message), then
+// applied as Git says, as Flux and Argo CD do. It returns the report, or ""
+// when the branch only moved forward.
+func (a *Agent) noticeRewrite(ctx context.Context, specHead plumbing.Hash) string {
 	prev := a.lastSpec
 	a.lastSpec = specHead
 	if prev.IsZero() || prev == specHead {
-		return
+		return ""
 	}
 	rewritten, err := a.src.Rewritten(ctx, a.opts.Branch, prev, specHead)
 	if err != nil {
 		a.log.Warn("could not tell whether the spec branch was rewritten", zap.Error(err))
-		return
+		return ""
 	}
-	if rewritten {
-		a.metrics.specRewrites.Inc()
-		a.log.Warn("spec branch rewritten: the new head does not descend from the last one applied (a force-push or an unrelated history); applying it as Git says",
-			zap.Stringer("previous", prev), zap.Stringer("head", specHead))
+	if !rewritten {
+		return ""
 	}
+	a.metrics.specRewrites.Inc()
+	a.log.Warn("spec branch rewritten: the new head does not descend from the last one applied (a force-push or an unrelated history); applying it as Git says",
+		zap.Stringer("previous", prev), zap.Stringer("head", specHead))
+	a.mu.Lock()
+	clear(a.files)
+	clear(a.seen)
+	a.mu.Unlock()
+	return fmt.Sprintf("spec branch %s rewritten: %s does not descend from %s, the last head applied (a force-push or an unrelated history); applied as Git says",
+		a.opts.Branch, short(specHead.String()), short(prev.String()))
 }
 
 // fileKeys lists the release files at specHead with the key of each one's

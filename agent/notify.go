@@ -37,6 +37,8 @@ type transitionEvent struct {
 	namespace string
 	workload  string
 	reason    string
+	// warning makes the Event a Warning whatever the phase.
+	warning bool
 }
 
 // notifier delivers Events and webhooks from its own goroutine, so the loop
@@ -85,7 +87,7 @@ func (n *notifier) event(ctx context.Context, e transitionEvent) {
 	}
 	now := metav1.NewTime(e.n.Time)
 	typ := corev1.EventTypeNormal
-	if e.n.Phase == v1alpha1.PhaseAborted || e.n.Phase == v1alpha1.PhaseFailed || e.n.Phase == v1alpha1.PhaseRolledBack {
+	if e.warning || e.n.Phase == v1alpha1.PhaseAborted || e.n.Phase == v1alpha1.PhaseFailed || e.n.Phase == v1alpha1.PhaseRolledBack {
 		typ = corev1.EventTypeWarning
 	}
 	ev := &corev1.Event{

@@ -212,9 +212,22 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	out.phase = plan.Status.Phase
 	out.wakeAt = plan.WakeAt
 	a.metrics.observe(out.id, plan.Status)
-	if plan.Commit || hadError {
+	rewrite := a.rewrite != "" && !plan.Suspended
+	if rewrite {
+		// Said in the status and an Event, whether or not a transition
+		// goes with it.
+		if plan.Commit {
+			plan.Status.Message = strings.TrimPrefix(plan.Status.Message+"; "+a.rewrite, "; ")
+		} else {
+			plan.Status.Message = a.rewrite
+		}
+	}
+	if plan.Commit || hadError || rewrite {
 		subject := plan.Subject
-		if subject == "" {
+		switch {
+		case subject == "" && rewrite:
+			subject = "spec branch rewritten"
+		case subject == "":
 			subject = "spec valid again"
 		}
 		plan.Status.ObservedRevision = specHead.String()
@@ -227,7 +240,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			a.notify.send(transitionEvent{
 				n: Notification{Release: out.id, Phase: plan.Status.Phase, PreviousPhase: in.Status.Phase, Step: plan.Status.Step,
 					Weight: plan.Status.Weight, Revision: specHead.String(), Message: plan.Status.Message, Time: a.now()},
-				namespace: rel.Metadata.Namespace, workload: rel.Spec.Workload.Name, reason: "Sluice" + string(plan.Status.Phase),
+				namespace: rel.Metadata.Namespace, workload: rel.Spec.Workload.Name, reason: eventReason(plan, rewrite), warning: rewrite,
 			})
 			log.Info("transition", zap.String("phase", string(plan.Status.Phase)), zap.Int32("step", plan.Status.Step),
 				zap.Int32("weight", plan.Status.Weight), zap.String("subject", subject))
@@ -441,4 +454,13 @@ func (a *Agent) countActions(r *reconcile.Result) {
 	for _, e := range r.ChangeSet.Entries {
 		a.metrics.applies.WithLabelValues(string(e.Action)).Inc()
 	}
+}
+
+// eventReason names a committed transition's Event: its phase, or the
+// rewrite of the spec branch when that is all that happened.
+func eventReason(plan strategy.Plan, rewrite bool) string {
+	if rewrite && !plan.Commit {
+		return "SluiceSpecRewritten"
+	}
+	return "Sluice" + string(plan.Status.Phase)
 }

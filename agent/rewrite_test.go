@@ -3,8 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/gitserver"
@@ -12,11 +16,14 @@ import (
 
 // TestForcePushIsReported: pushes of one or several commits are not
 // rewrites; a force-push of an unrelated history over the spec branch is
-// logged and counted.
+// logged, counted, written into the release's status message and
+// recorded as a Warning Event on its workload.
 func TestForcePushIsReported(t *testing.T) {
 	files := fixture(t, "NAMESPACE", "rolling")
 	e := newEnv(t, files, nil)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.agent.notify.run(ctx)
 	e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	rewrites := func() float64 { return counterValue(t, e.agent, "sluice_spec_rewrites_total") }
 	pass := func() {
@@ -34,6 +41,9 @@ func TestForcePushIsReported(t *testing.T) {
 	if n := rewrites(); n != 0 {
 		t.Fatalf("a fast-forward push counted as %v rewrites", n)
 	}
+	if m := e.status("demo/rolling").Message; strings.Contains(m, "rewritten") {
+		t.Fatalf("a fast-forward push reported as a rewrite: %q", m)
+	}
 	// An unrelated history force-pushed over main.
 	gitserver.Git(t, e.repo.Work, "checkout", "-q", "--orphan", "other")
 	gitserver.Git(t, e.repo.Work, "commit", "-q", "-m", "unrelated history")
@@ -44,5 +54,27 @@ func TestForcePushIsReported(t *testing.T) {
 	}
 	if e.logs.FilterMessage("spec branch rewritten: the new head does not descend from the last one applied (a force-push or an unrelated history); applying it as Git says").Len() != 1 {
 		t.Error("the rewrite was not logged once")
+	}
+	if m := e.status("demo/rolling").Message; !strings.Contains(m, "spec branch main rewritten") {
+		t.Errorf("status message after the force-push = %q", m)
+	}
+	// The Event is recorded by the notifier's goroutine.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		events, err := cluster.Clientset(t).CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=rolling"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, ev := range events.Items {
+			found = found || ev.Reason == "SluiceSpecRewritten" && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, "rewritten")
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SluiceSpecRewritten Warning Event on the workload")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
