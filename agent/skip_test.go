@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,35 @@ func TestBadEntriesStopOnlyThemselves(t *testing.T) {
 	}
 	if v := gaugeValue(t, e.agent, "sluice_skipped_paths"); v != 4 {
 		t.Errorf("sluice_skipped_paths = %v, want 4 (escape, loop-a, loop-b, submodule)", v)
+	}
+
+	// The same loop inside the release's own directory, with an image
+	// bump: that release fails with the path (as validate and render say),
+	// nothing of the bump is applied; removing the loop lets it through.
+	before := image(t, e, "rolling")
+	dir := "releases/demo/rolling"
+	must(os.Symlink("loop-b", filepath.Join(w, dir, "loop-a")))
+	must(os.Symlink("loop-a", filepath.Join(w, dir, "loop-b")))
+	depFile := filepath.Join(w, dir, "deployment.yaml")
+	dep, err := os.ReadFile(depFile)
+	must(err)
+	must(os.WriteFile(depFile, []byte(strings.Replace(string(dep), "podinfo:6.7.0", "podinfo:6.7.1", 1)), 0o644))
+	gitserver.Git(t, w, "add", "-A")
+	gitserver.Git(t, w, "commit", "-q", "-m", "loop inside the release, and a new image")
+	e.repo.Push(t)
+	st = e.passUntil("demo/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error != nil }, nil)
+	if st.Error.File != dir+"/loop-a" || !strings.Contains(st.Error.Message, "unreadable entry") {
+		t.Errorf("status error = %+v", st.Error)
+	}
+	if got := image(t, e, "rolling"); got != before {
+		t.Errorf("image %s applied beside a bad entry (was %s)", got, before)
+	}
+	gitserver.Git(t, w, "rm", "-q", dir+"/loop-a", dir+"/loop-b")
+	gitserver.Git(t, w, "commit", "-q", "-m", "loop removed")
+	e.repo.Push(t)
+	e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error == nil && s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	if got := image(t, e, "rolling"); got == before {
+		t.Errorf("the image bump was not applied once the loop went")
 	}
 }
 

@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -93,9 +94,30 @@ func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := badEntries(fsys, root, path.Dir(file)); err != nil {
+		return p, nil, err
+	}
 	res, err := r.Render(ctx, Input{FS: fsys, Root: root, Release: p, CacheKey: cacheKey})
 	if err != nil {
 		return p, nil, err
 	}
 	return p, res, nil
+}
+
+// badEntries fails a release whose own directory holds an entry that
+// cannot be read (a symlink leaving the repository or looping, a
+// submodule), whether or not its kustomization names it: the agent,
+// validate and render then agree on it, and a release never applies with
+// part of its directory unread. Such entries elsewhere are only skipped.
+func badEntries(fsys filesys.FileSystem, root, dir string) error {
+	_, err := findNamed(fsys, root, dir, ReleaseFile)
+	var skipped SkippedPaths
+	if !errors.As(err, &skipped) {
+		return nil // an unreadable directory is the render's to report
+	}
+	list := make(v1alpha1.ErrorList, len(skipped))
+	for i, s := range skipped {
+		list[i] = &v1alpha1.FieldError{File: s.Path, Message: "unreadable entry in the release's directory: " + strings.TrimPrefix(s.Reason, ": ")}
+	}
+	return list
 }

@@ -187,3 +187,37 @@ func TestValidateReportsSkippedPaths(t *testing.T) {
 		}
 	}
 }
+
+// A bad entry inside a release's directory fails that release, in validate
+// and in render alike, with the same path: reason; the other releases are
+// still valid.
+func TestValidateAndRenderAgreeOnBadEntries(t *testing.T) {
+	for name, plant := range map[string]func(dir string){
+		"symlink loop": func(dir string) {
+			os.Symlink("loop-b", filepath.Join(dir, "loop-a"))
+			os.Symlink("loop-a", filepath.Join(dir, "loop-b"))
+		},
+		"escaping symlink": func(dir string) { os.Symlink(t.TempDir(), filepath.Join(dir, "loop-a")) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyTree(t, "../../examples", dir)
+			plant(filepath.Join(dir, "releases/demo/canary"))
+			_, verrs, vcode := run(t, dir, "validate", "releases/")
+			out, rerrs, rcode := run(t, dir, "render", "releases/demo/canary")
+			if vcode != 1 || rcode != 1 {
+				t.Fatalf("validate exit %d, render exit %d (both must fail)\nvalidate: %s\nrender: %s%s", vcode, rcode, verrs, rerrs, out)
+			}
+			want := "releases/demo/canary/loop-a: unreadable entry in the release's directory"
+			if !strings.Contains(verrs, want) || !strings.Contains(rerrs, want) {
+				t.Errorf("both must say %q\nvalidate: %s\nrender: %s", want, verrs, rerrs)
+			}
+			if !strings.Contains(verrs, "1 of 7 release files invalid") || strings.Contains(verrs, "paths skipped") {
+				t.Errorf("validate summary: %s", verrs)
+			}
+			if _, errs, code := run(t, dir, "render", "releases/demo/rolling"); code != 0 {
+				t.Errorf("a release beside it no longer renders: %s", errs)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,10 +37,12 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 				switch {
 				case errors.As(err, &skipped):
 					// Reported as the agent skips them; the rest is checked.
-					for _, s := range skipped {
+					// One inside a release's directory fails that release
+					// (reported with its errors below).
+					for _, s := range outsideReleases(skipped, files) {
 						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", repo.displayPath(s.Path), s.Reason)
+						skippedPaths++
 					}
-					skippedPaths += len(skipped)
 				case err != nil:
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", arg, err)
 					badPaths++
@@ -70,6 +73,22 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			return nil
 		},
 	}
+}
+
+// outsideReleases keeps the skipped paths that are not inside a release
+// file's directory.
+func outsideReleases(skipped render.SkippedPaths, files []string) render.SkippedPaths {
+	var out render.SkippedPaths
+	for _, s := range skipped {
+		inside := false
+		for _, f := range files {
+			inside = inside || strings.HasPrefix(s.Path, path.Dir(f)+"/")
+		}
+		if !inside {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // releaseFiles lists the release files a path argument names, repository
