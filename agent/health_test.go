@@ -8,6 +8,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // TestUnreachableAPIServerDoesNotStopThePolling: with the API server gone
@@ -62,4 +74,77 @@ func get(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestForbiddenClusterListDoesNotStopThePolling: the agent's token may do
+// everything in the release's namespace but list Deployments cluster-wide
+// (the watch's list is forbidden, and keeps being retried beside the
+// loop). Git is still polled, the release is still reconciled from
+// Deployments read per pass, and /healthz stays ok.
+func TestForbiddenClusterListDoesNotStopThePolling(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := cluster.Clientset(t)
+	home := cluster.Namespace(t) // where the agent's ServiceAccount lives
+	if _, err := cs.CoreV1().ServiceAccounts(home).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "agent"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cs.CoreV1().ServiceAccounts(home).CreateToken(ctx, "agent", &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, InsecureSkipTLSVerify: true}
+	kc.AuthInfos["agent"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "agent"}
+	kc.CurrentContext = "test"
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling"), func(o *Options) { o.Kubeconfig = kubeconfig; o.Interval = 200 * time.Millisecond })
+	// Everything in the release's namespace, nothing cluster-wide.
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}}
+	if _, err := cs.RbacV1().Roles(e.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "agent"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "agent", Namespace: home}}}
+	if _, err := cs.RbacV1().RoleBindings(e.ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The cluster-wide list really is forbidden to this token.
+	agentCS, err := kubernetes.NewForConfig(&rest.Config{Host: cluster.Config.Host, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agentCS.AppsV1().Deployments("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("cluster-wide list with the agent's token: err = %v, want Forbidden", err)
+	}
+
+	addr := serve(t, e.agent)
+	done := make(chan error, 1)
+	go func() { done <- e.agent.Run(ctx) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for e.status("demo/rolling").Phase != v1alpha1.PhaseSucceeded {
+		if time.Now().After(deadline) {
+			t.Fatalf("release not reconciled with the watch's list forbidden: %+v (git polls %v)", e.status("demo/rolling"), counterValue(t, e.agent, "sluice_git_polls_total"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	polls := counterValue(t, e.agent, "sluice_git_polls_total")
+	time.Sleep(time.Second)
+	if after := counterValue(t, e.agent, "sluice_git_polls_total"); after < polls+2 {
+		t.Errorf("Git polled %v times in the second after the release settled, want ≥ 2", after-polls)
+	}
+	if e.agent.watching.Load() {
+		t.Error("the watch reports synced though its list is forbidden")
+	}
+	if code := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d while passes return", code)
+	}
+	cancel()
+	<-done
 }
