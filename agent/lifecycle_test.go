@@ -55,26 +55,66 @@ func image(t *testing.T, e *env, name string) string {
 }
 
 // TestRevertAfterPromotion: 6.7.0 promoted to 6.7.1 (through its check),
-// then `git revert` of the bump: 6.7.0 serves again with no step, no check
-// request, committed as RolledBack naming both revisions.
+// then `git revert` of the bump: 6.7.0 serves again with no step and no
+// check request, committed as RolledBack naming both revisions. Inside the
+// scale-down delay the previous version is still the stable track, so the
+// rollback is a route switch: the stable Deployment is not touched, no pod
+// starts. After it (here: scaleDownDelay 0s) 6.7.0 is started again as the
+// canary track at full size and switched to at once.
 func TestRevertAfterPromotion(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay string
+	}{
+		{"inside the scale-down delay", "20s"},
+		{"without a scale-down delay", "0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { revertAfterPromotion(t, tc.delay) })
+	}
+}
+
+func revertAfterPromotion(t *testing.T, delay string) {
 	hook, calls := counter(t)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(checkedRelease, hook.URL, "")
+	files["releases/demo/canary/release.yaml"] = strings.Replace(fmt.Sprintf(checkedRelease, hook.URL, ""),
+		"  strategy:\n", "  strategy:\n    scaleDownDelay: "+delay+"\n", 1)
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
+	cs := cluster.Clientset(t)
+	inside := delay != "0s"
 	succeeded := func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }
 	installed := e.passUntil("demo/canary", 60*time.Second, succeeded, nil)
+	generation := func() int64 {
+		d, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Generation
+	}
+	stableGen := generation()
 
 	dep := files["releases/demo/canary/deployment.yaml"]
 	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
-	promoted := e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return succeeded(s) && s.Stable.Revision == bump }, nil)
+	var promoting v1alpha1.ReleaseStatus
+	if inside {
+		// All traffic on 6.7.1 (the canary track), 6.7.0 kept as stable.
+		promoting = e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePromoting }, nil)
+		if w := e.weights("canary", "canary"); w["canary-canary"] != 100 || w["canary"] != 0 {
+			t.Fatalf("promoting: route weights %v, want all on the canary track", w)
+		}
+		if img, g := image(t, e, "canary"), generation(); img != "ghcr.io/sluice-dev/podinfo:6.7.0" || g != stableGen {
+			t.Fatalf("inside the delay the stable track changed: %s generation %d (was %d)", img, g, stableGen)
+		}
+	} else {
+		promoted := e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return succeeded(s) && s.Stable.Revision == bump }, nil)
+		if len(promoted.Promoted) == 0 || promoted.Promoted[0].Digest != installed.Stable.Digest {
+			t.Fatalf("the rollback window does not hold 6.7.0: %+v", promoted.Promoted)
+		}
+		stableGen = generation()
+	}
 	if calls.Load() == 0 {
 		t.Fatal("the canary of 6.7.1 ran no check: the story proves nothing")
-	}
-	if len(promoted.Promoted) == 0 || promoted.Promoted[0].Digest != installed.Stable.Digest {
-		t.Fatalf("the rollback window does not hold 6.7.0: %+v", promoted.Promoted)
 	}
 	before := calls.Load()
 	statusBefore := e.repo.Head(t, "sluice/status")
@@ -83,37 +123,45 @@ func TestRevertAfterPromotion(t *testing.T) {
 	revert := gitserver.Git(t, e.repo.Work, "rev-parse", "HEAD")
 	e.repo.Push(t)
 	pushed := time.Now()
-	var rolledBack time.Duration
-	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool {
-		return s.Phase == v1alpha1.PhaseRolledBack && s.Stable.Revision == revert
-	}, nil)
-	rolledBack = time.Since(pushed)
+	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRolledBack }, nil)
+	rolledBack := time.Since(pushed)
 	if st.Stable.Digest != installed.Stable.Digest || st.Canary != nil {
 		t.Fatalf("after the revert: %+v", st)
+	}
+	if inside && time.Since(*promoting.StepStartedAt) > 20*time.Second {
+		t.Fatalf("the rollback landed after the scale-down delay; the story proves nothing")
 	}
 	if n := calls.Load() - before; n != 0 {
 		t.Errorf("the rollback ran %d check requests, want 0", n)
 	}
-	// Only the old version serves: the stable Deployment runs 6.7.0 and the
-	// canary track is gone.
+	// Only the old version serves: the route names only the stable
+	// Service, the stable Deployment runs 6.7.0, the canary track is gone.
 	deadline := time.Now().Add(30 * time.Second)
-	for image(t, e, "canary") != "ghcr.io/sluice-dev/podinfo:6.7.0" || image(t, e, "canary-canary") != "" {
+	for w := e.weights("canary", "canary"); image(t, e, "canary") != "ghcr.io/sluice-dev/podinfo:6.7.0" || image(t, e, "canary-canary") != "" || w["canary-canary"] != 0; w = e.weights("canary", "canary") {
 		if time.Now().After(deadline) {
-			t.Fatalf("stable %q canary %q", image(t, e, "canary"), image(t, e, "canary-canary"))
+			t.Fatalf("stable %q canary %q route %v", image(t, e, "canary"), image(t, e, "canary-canary"), w)
 		}
 		if _, err := e.agent.Pass(ctx); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("revert after promotion: RolledBack committed %s after the push, only 6.7.0 serving after %s (no scale-down delay: the old pods are started again)",
-		rolledBack.Round(time.Millisecond), time.Since(pushed).Round(time.Millisecond))
+	serving := time.Since(pushed)
+	if g := generation(); inside && g != stableGen {
+		t.Errorf("a rollback inside the delay changed the stable Deployment (generation %d, was %d): pods were started", g, stableGen)
+	}
+	t.Logf("revert after promotion, %s (scaleDownDelay %s): RolledBack committed %s after the push, only 6.7.0 serving after %s, stable Deployment generation %d -> %d",
+		map[bool]string{true: "inside the delay", false: "no delay"}[inside], delay, rolledBack.Round(time.Millisecond), serving.Round(time.Millisecond), stableGen, generation())
 	// The commits of the rollback: no step was walked, both versions named.
 	log := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%s|%(trailers:key=Sluice-Step,valueonly,separator=)|%(trailers:key=Sluice-Rollback-From,valueonly,separator=)|%(trailers:key=Sluice-Rollback-To,valueonly,separator=)", statusBefore+"..sluice/status")
 	lines := strings.Split(log, "\n")
 	last := lines[len(lines)-1]
-	if !strings.Contains(last, "rolled back from "+bump[:7]+" to "+revert[:7]) || !strings.HasSuffix(last, "|"+bump+"|"+revert) {
-		t.Errorf("last commit %q", last)
+	from, to := bump, revert
+	if inside {
+		to = installed.Stable.Revision // still the stable revision: nothing was promoted
+	}
+	if !strings.Contains(last, "RolledBack") && !strings.Contains(last, "rolled back") || !strings.HasSuffix(last, "|"+from+"|"+to) {
+		t.Errorf("last commit %q, want a rollback from %s to %s", last, from[:7], to[:7])
 	}
 	for _, l := range lines {
 		if strings.Split(l, "|")[1] != "0" {

@@ -146,7 +146,7 @@ func TestRememberPromotedHasNoDuplicates(t *testing.T) {
 	r := release(t, canarySteps, "")
 	st := inflight(8, 100, v1alpha1.PhasePromoting, 0)
 	st.Promoted = []v1alpha1.Revision{*rev("0000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "s0"), *rev(stableRev, "s")}
-	in := input(r, st, time.Second)
+	in := input(r, st, v1alpha1.DefaultScaleDownDelay+time.Second)
 	in.Observed.StableDigest = "c"
 	p := Next(in)
 	var got []string

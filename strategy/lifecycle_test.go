@@ -185,7 +185,7 @@ func TestPromotionFillsTheWindow(t *testing.T) {
 	r := release(t, canarySteps+"\n    rollbackWindow: {revisions: 2}\n", "")
 	st := inflight(8, 100, v1alpha1.PhasePromoting, 0)
 	st.Promoted = []v1alpha1.Revision{*rev("0000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "s0"), *rev("0000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "s1")}
-	in := input(r, st, time.Second)
+	in := input(r, st, v1alpha1.DefaultScaleDownDelay+time.Second)
 	in.Observed.StableDigest = "c"
 	p := Next(in)
 	got := []string{}

@@ -33,7 +33,7 @@ func Current(in Input) Plan {
 		d.p.Stable = StableFromHead // installing
 	case !d.spec.Strategy.Routed() && st.Canary != nil:
 		d.p.Stable = StableFromHead // rolling out
-	case st.Phase == v1alpha1.PhasePromoting:
+	case st.Phase == v1alpha1.PhasePromoting && !d.keepingPrevious():
 		d.p.Stable = StableFromHead
 	}
 	d.p.Suspended = d.spec.Suspend
@@ -265,17 +265,38 @@ func (d *decision) endOfSteps() {
 
 // promote routes all traffic to the canary and applies the head as the new
 // stable; finishPromotion completes once the new stable is healthy.
+// With a scale-down delay, the stable track keeps the previous version at
+// full size for that long after the switch (a revert inside it is a route
+// switch, as mid-canary); only then is the head applied to it.
 func (d *decision) promote(why string) {
 	st := d.st()
 	st.Phase = v1alpha1.PhasePromoting
 	st.Weight = 100
 	st.Message = "promoting " + short(st.Canary.Revision) + ": " + why
-	d.p.Stable = StableFromHead
 	d.transition("promoting " + short(st.Canary.Revision))
+	if d.keepingPrevious() {
+		st.Message += fmt.Sprintf("; %s keeps running for %s (scaleDownDelay), so a revert is a route switch",
+			short(st.Stable.Revision), d.spec.Strategy.KeepPrevious())
+		d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
+		return
+	}
+	d.p.Stable = StableFromHead
+}
+
+// keepingPrevious says whether a promotion is inside its scale-down delay:
+// all traffic on the canary track, the previous version still the stable
+// track. A rollback (to a version known good) has none.
+func (d *decision) keepingPrevious() bool {
+	st := d.st()
+	return !st.Rollback && st.StepStartedAt != nil && d.in.Now.Before(st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()))
 }
 
 func (d *decision) finishPromotion() {
 	st := d.st()
+	if d.keepingPrevious() {
+		d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
+		return
+	}
 	d.p.Stable = StableFromHead
 	if d.in.Observed.StableDigest != st.Canary.Digest || !d.in.Observed.StableReady {
 		d.p.WakeAt = d.in.Now.Add(readyRecheck)

@@ -176,17 +176,49 @@ func TestCanaryTransitions(t *testing.T) {
 			wantPhase: v1alpha1.PhasePaused, wantStep: 6, wantWeight: 25},
 		{name: "gate approved (before it was reached)", in: input(approved, inflight(6, 25, v1alpha1.PhasePaused, 0), 0),
 			wantPhase: v1alpha1.PhaseProgressing, wantStep: 7, wantWeight: 25, commit: true},
-		{name: "setWeight 100 promotes", in: input(r, inflight(7, 25, v1alpha1.PhaseProgressing, 0), 0),
+		{name: "setWeight 100 promotes, keeping the previous version", in: input(r, inflight(7, 25, v1alpha1.PhaseProgressing, 0), 0),
+			wantPhase: v1alpha1.PhasePromoting, wantStep: 7, wantWeight: 100, commit: true, wake: 30 * time.Second,
+			check: func(t *testing.T, p Plan) {
+				if p.Stable != StableFromStable || p.Route.Weight != 100 || !p.Canary || p.DeleteCanary {
+					t.Errorf("promotion plan = %+v", p)
+				}
+			}},
+		{name: "setWeight 100 promotes at once with scaleDownDelay 0s", in: input(release(t, canarySteps+"\n    scaleDownDelay: 0s\n", ""), inflight(7, 25, v1alpha1.PhaseProgressing, 0), 0),
 			wantPhase: v1alpha1.PhasePromoting, wantStep: 7, wantWeight: 100, commit: true,
 			check: func(t *testing.T, p Plan) {
 				if p.Stable != StableFromHead || p.Route.Weight != 100 || !p.Canary {
 					t.Errorf("promotion plan = %+v", p)
 				}
 			}},
-		{name: "promoting waits for the new stable", in: input(r, inflight(7, 100, v1alpha1.PhasePromoting, 0), 0),
-			wantPhase: v1alpha1.PhasePromoting, wantStep: 7, wantWeight: 100, wake: time.Second},
+		{name: "inside the scale-down delay the previous version stays stable", in: func() Input {
+			in := input(r, inflight(7, 100, v1alpha1.PhasePromoting, 0), 29*time.Second)
+			in.Observed.StableDigest = "s"
+			return in
+		}(), wantPhase: v1alpha1.PhasePromoting, wantStep: 7, wantWeight: 100, wake: 30 * time.Second,
+			check: func(t *testing.T, p Plan) {
+				if p.Stable != StableFromStable || p.Route.Weight != 100 || !p.Canary || p.DeleteCanary {
+					t.Errorf("plan inside the delay = %+v", p)
+				}
+			}},
+		{name: "a revert inside the scale-down delay is a route switch", in: func() Input {
+			in := input(r, inflight(7, 100, v1alpha1.PhasePromoting, 0), 10*time.Second)
+			in.HeadRevision, in.HeadDigest = newerRev, "s"
+			return in
+		}(), wantPhase: v1alpha1.PhaseRolledBack, commit: true,
+			check: func(t *testing.T, p Plan) {
+				if p.Stable != StableFromStable || p.Canary || !p.DeleteCanary || p.Status.Stable.Digest != "s" || len(p.Status.Promoted) != 0 {
+					t.Errorf("revert inside the delay = %+v", p)
+				}
+			}},
+		{name: "promoting waits for the new stable", in: input(r, inflight(7, 100, v1alpha1.PhasePromoting, 0), 30*time.Second),
+			wantPhase: v1alpha1.PhasePromoting, wantStep: 7, wantWeight: 100, wake: 31 * time.Second,
+			check: func(t *testing.T, p Plan) {
+				if p.Stable != StableFromHead {
+					t.Errorf("after the delay the head is not applied to the stable track: %+v", p)
+				}
+			}},
 		{name: "promotion completes", in: func() Input {
-			in := input(r, inflight(7, 100, v1alpha1.PhasePromoting, 0), 0)
+			in := input(r, inflight(7, 100, v1alpha1.PhasePromoting, 0), 31*time.Second)
 			in.Observed.StableDigest = "c"
 			return in
 		}(), wantPhase: v1alpha1.PhaseSucceeded, commit: true,

@@ -155,7 +155,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 			d.fail(n, path, "%v", err)
 			return
 		}
-		if dur <= 0 {
+		if dur < 0 || dur == 0 && !zeroDurations[path] {
 			d.fail(n, path, "must be positive, got %s", n.Value)
 			return
 		}
@@ -305,3 +305,6 @@ func suggest(name string, fields map[string]int) string {
 	}
 	return ""
 }
+
+// zeroDurations are the duration fields where 0s means something (off).
+var zeroDurations = map[string]bool{"spec.strategy.scaleDownDelay": true}

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "time"
+
 // APIVersion and the kinds of sluice's files.
 const (
 	APIVersion        = "sluice.dev/v1alpha1"
@@ -99,6 +101,27 @@ type Strategy struct {
 	// RollbackWindow: a head whose version is one of the last Revisions
 	// promoted versions is rolled back to at once, with no steps or checks.
 	RollbackWindow *RollbackWindow `json:"rollbackWindow,omitempty"`
+	// ScaleDownDelay keeps the previous stable version running, at full
+	// size, for this long after the switch to a new one (routed
+	// strategies), so a revert inside it is a route switch with no pod to
+	// start; default 30s, 0s disables.
+	ScaleDownDelay *Duration `json:"scaleDownDelay,omitempty"`
+}
+
+// DefaultScaleDownDelay is the scale-down delay when the spec sets none.
+const DefaultScaleDownDelay = 30 * time.Second
+
+// MaxScaleDownDelay bounds it: a previous version kept longer than a day
+// is a second deployment, not a rollback aid.
+const MaxScaleDownDelay = 24 * time.Hour
+
+// KeepPrevious is how long the previous stable version keeps running after
+// the switch to a new one.
+func (s *Strategy) KeepPrevious() time.Duration {
+	if s.ScaleDownDelay == nil {
+		return DefaultScaleDownDelay
+	}
+	return s.ScaleDownDelay.Duration
 }
 
 // RollbackWindow is how many promoted versions a revert may return to at

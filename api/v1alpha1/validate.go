@@ -133,6 +133,9 @@ func (v *validator) release() {
 	if w := s.Strategy.RollbackWindow; w != nil && (w.Revisions < 0 || w.Revisions > 20) {
 		v.errorf("spec.strategy.rollbackWindow.revisions", "must be 0 to 20, got %d", w.Revisions)
 	}
+	if d := s.Strategy.ScaleDownDelay; d != nil && (d.Duration < 0 || d.Duration > MaxScaleDownDelay) {
+		v.errorf("spec.strategy.scaleDownDelay", "must be 0s to %s, got %s", MaxScaleDownDelay, d.Duration)
+	}
 }
 
 var hexRevision = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
