@@ -59,21 +59,23 @@ func image(t *testing.T, e *env, name string) string {
 // check request, committed as RolledBack naming both revisions. Inside the
 // scale-down delay the previous version is still the stable track, so the
 // rollback is a route switch: the stable Deployment is not touched, no pod
-// starts. After it (here: scaleDownDelay 0s) 6.7.0 is started again as the
-// canary track at full size and switched to at once.
+// starts. After it (or with none) 6.7.0 is started again as the canary
+// track at full size and switched to at once.
 func TestRevertAfterPromotion(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		delay string
+		name   string
+		delay  string
+		inside bool
 	}{
-		{"inside the scale-down delay", "20s"},
-		{"without a scale-down delay", "0s"},
+		{"inside the scale-down delay", "20s", true},
+		{"after the scale-down delay", "2s", false},
+		{"without a scale-down delay", "0s", false},
 	} {
-		t.Run(tc.name, func(t *testing.T) { revertAfterPromotion(t, tc.delay) })
+		t.Run(tc.name, func(t *testing.T) { revertAfterPromotion(t, tc.delay, tc.inside) })
 	}
 }
 
-func revertAfterPromotion(t *testing.T, delay string) {
+func revertAfterPromotion(t *testing.T, delay string, inside bool) {
 	hook, calls := counter(t)
 	files := fixture(t, "NAMESPACE", "canary")
 	files["releases/demo/canary/release.yaml"] = strings.Replace(fmt.Sprintf(checkedRelease, hook.URL, ""),
@@ -81,7 +83,6 @@ func revertAfterPromotion(t *testing.T, delay string) {
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
-	inside := delay != "0s"
 	succeeded := func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }
 	installed := e.passUntil("demo/canary", 60*time.Second, succeeded, nil)
 	generation := func() int64 {
@@ -151,7 +152,7 @@ func revertAfterPromotion(t *testing.T, delay string) {
 		t.Errorf("a rollback inside the delay changed the stable Deployment (generation %d, was %d): pods were started", g, stableGen)
 	}
 	t.Logf("revert after promotion, %s (scaleDownDelay %s): RolledBack committed %s after the push, only 6.7.0 serving after %s, stable Deployment generation %d -> %d",
-		map[bool]string{true: "inside the delay", false: "no delay"}[inside], delay, rolledBack.Round(time.Millisecond), serving.Round(time.Millisecond), stableGen, generation())
+		map[bool]string{true: "inside the delay", false: "after the delay"}[inside], delay, rolledBack.Round(time.Millisecond), serving.Round(time.Millisecond), stableGen, generation())
 	// The commits of the rollback: no step was walked, both versions named.
 	log := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%s|%(trailers:key=Sluice-Step,valueonly,separator=)|%(trailers:key=Sluice-Rollback-From,valueonly,separator=)|%(trailers:key=Sluice-Rollback-To,valueonly,separator=)", statusBefore+"..sluice/status")
 	lines := strings.Split(log, "\n")
