@@ -67,7 +67,7 @@ func TestRevertAfterPromotion(t *testing.T) {
 		delay  string
 		inside bool
 	}{
-		{"inside the scale-down delay", "20s", true},
+		{"inside the scale-down delay", "10s", true},
 		{"after the scale-down delay", "2s", false},
 		{"without a scale-down delay", "0s", false},
 	} {
@@ -124,30 +124,57 @@ func revertAfterPromotion(t *testing.T, delay string, inside bool) {
 	revert := gitserver.Git(t, e.repo.Work, "rev-parse", "HEAD")
 	e.repo.Push(t)
 	pushed := time.Now()
-	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRolledBack }, nil)
+	const old = "ghcr.io/sluice-dev/podinfo:6.7.0"
+	// Only the old version serves: every backend the route weights runs
+	// 6.7.0 (the canary track at 100 while the stable track is held, or the
+	// stable track alone). Looked at after every pass.
+	onlyOld := func() bool {
+		w := e.weights("canary", "canary")
+		return (w["canary-canary"] == 0 || image(t, e, "canary-canary") == old) && (w["canary"] == 0 || image(t, e, "canary") == old)
+	}
+	var serving time.Duration
+	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRolledBack }, func(v1alpha1.ReleaseStatus) {
+		if serving == 0 && onlyOld() {
+			serving = time.Since(pushed)
+		}
+	})
 	rolledBack := time.Since(pushed)
 	if st.Stable.Digest != installed.Stable.Digest || st.Canary != nil {
 		t.Fatalf("after the revert: %+v", st)
 	}
-	if inside && time.Since(*promoting.StepStartedAt) > 20*time.Second {
+	if inside && time.Since(*promoting.StepStartedAt) > 10*time.Second {
 		t.Fatalf("the rollback landed after the scale-down delay; the story proves nothing")
 	}
 	if n := calls.Load() - before; n != 0 {
 		t.Errorf("the rollback ran %d check requests, want 0", n)
 	}
-	// Only the old version serves: the route names only the stable
-	// Service, the stable Deployment runs 6.7.0, the canary track is gone.
 	deadline := time.Now().Add(30 * time.Second)
-	for w := e.weights("canary", "canary"); image(t, e, "canary") != "ghcr.io/sluice-dev/podinfo:6.7.0" || image(t, e, "canary-canary") != "" || w["canary-canary"] != 0; w = e.weights("canary", "canary") {
+	for !onlyOld() {
 		if time.Now().After(deadline) {
-			t.Fatalf("stable %q canary %q route %v", image(t, e, "canary"), image(t, e, "canary-canary"), w)
+			t.Fatalf("stable %q canary %q route %v", image(t, e, "canary"), image(t, e, "canary-canary"), e.weights("canary", "canary"))
 		}
 		if _, err := e.agent.Pass(ctx); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	serving := time.Since(pushed)
+	if serving == 0 {
+		serving = time.Since(pushed)
+	}
+	// The canary track the route left stays for the delay (the data plane
+	// may still send it requests), then goes.
+	if d, _ := time.ParseDuration(delay); d > 0 && image(t, e, "canary-canary") == "" {
+		t.Errorf("the canary track went at once; it must drain for %s", d)
+	}
+	for image(t, e, "canary-canary") != "" {
+		if time.Since(pushed) > 45*time.Second {
+			t.Fatalf("the canary track was not deleted after the delay")
+		}
+		if _, err := e.agent.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if g := generation(); inside && g != stableGen {
 		t.Errorf("a rollback inside the delay changed the stable Deployment (generation %d, was %d): pods were started", g, stableGen)
 	}

@@ -201,6 +201,11 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		return out
 	}
 	a.countActions(applied)
+	if plan.Drain {
+		// The data plane may still send requests to the track the route
+		// has just left: nothing goes before the drain ends.
+		applied.Inventory = reconcile.Union(st.Inventory, applied.Inventory)
+	}
 	if !plan.Suspended { // suspended: what was applied stays, nothing is pruned
 		if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{}); err != nil {
 			log.Error("prune failed", zap.Error(err))

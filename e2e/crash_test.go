@@ -124,7 +124,7 @@ func TestCrashAnywhere(t *testing.T) {
 			return s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil
 		})
 	}
-	waitFor(t, 10*time.Second, "the canary track deleted after promotion", func() bool { return !w.exists("canary-canary") })
+	waitFor(t, drained, "the canary track deleted after promotion and its drain", func() bool { return !w.exists("canary-canary") })
 	got := w.trailers("canary")
 	checkHistory(t, got, []int64{0, 5, 25, 100})
 	if strings.Join(got, " ") != strings.Join(want, " ") {

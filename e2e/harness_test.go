@@ -46,6 +46,10 @@ func TestMain(m *testing.M) {
 
 const password = "e2e-password"
 
+// drained bounds the wait for a canary track to go after traffic left it:
+// the default scaleDownDelay (30 s) and some slack for the next pass.
+const drained = v1alpha1.DefaultScaleDownDelay + 20*time.Second
+
 // world is one scenario: its namespace, its repository served over HTTP,
 // the agents it runs, and clients to look at the cluster.
 type world struct {

@@ -30,6 +30,20 @@ func Stale(previous, current Inventory) Inventory {
 	return out
 }
 
+// Union is every ID of a and b, sorted, once each.
+func Union(a, b Inventory) Inventory {
+	seen := map[string]bool{}
+	var out Inventory
+	for _, id := range append(append(Inventory(nil), a...), b...) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Prune deletes the objects of the previous inventory that the current one
 // no longer holds, and only those still labelled as the release's. It
 // refuses to delete every object of a release, or more than the configured

@@ -122,16 +122,24 @@ func TestRevertAfterPromotionRollsBackAtOnce(t *testing.T) {
 		t.Fatalf("checks due during a rollback: %v", due)
 	}
 	p = Next(in)
-	if p.Status.Phase != v1alpha1.PhasePromoting || p.Route.Weight != 100 || p.Stable != StableFromHead {
-		t.Fatalf("rollback switch: %+v", p)
+	if p.Status.Phase != v1alpha1.PhasePromoting || p.Route.Weight != 100 || p.Stable != StableFromStable || !p.WakeAt.Equal(t0.Add(31*time.Second)) {
+		t.Fatalf("rollback switch (the stable track it left kept for the delay): %+v", p)
 	}
-	// The stable track runs it: RolledBack, and the bad version is not in
-	// the window (returning to it runs its canary).
-	in.Status, in.Now = p.Status, t0.Add(2*time.Second)
+	// After the delay the head goes to the stable track.
+	in.Status, in.Now = p.Status, t0.Add(31*time.Second)
+	p = Next(in)
+	if p.Status.Phase != v1alpha1.PhasePromoting || p.Route.Weight != 100 || p.Stable != StableFromHead {
+		t.Fatalf("rollback after the delay: %+v", p)
+	}
+	// The stable track runs it: RolledBack, the canary track drained for
+	// the delay, and the bad version is not in the window (returning to it
+	// runs its canary).
+	in.Status, in.Now = p.Status, t0.Add(32*time.Second)
 	in.Observed.StableDigest = "s"
 	p = Next(in)
-	if p.Status.Phase != v1alpha1.PhaseRolledBack || p.Status.Stable.Digest != "s" || p.Status.Canary != nil || !p.DeleteCanary {
-		t.Fatalf("rollback finish: %+v", p.Status)
+	if p.Status.Phase != v1alpha1.PhaseRolledBack || p.Status.Stable.Digest != "s" || p.Status.Canary != nil || !p.DeleteCanary ||
+		!p.Drain || p.Status.DrainUntil == nil || !p.Status.DrainUntil.Equal(t0.Add(62*time.Second)) || !p.WakeAt.Equal(*p.Status.DrainUntil) {
+		t.Fatalf("rollback finish: %+v", p)
 	}
 	for _, pr := range p.Status.Promoted {
 		if pr.Digest == "c" || pr.Digest == "s" {
@@ -221,5 +229,46 @@ func TestCurrentMatchesTheLastDecision(t *testing.T) {
 					seed, i, p.Subject, got.Stable, got.Canary, got.CanaryReplicas, got.Route, p.Stable, p.Canary, p.CanaryReplicas, p.Route)
 			}
 		}
+	}
+}
+
+// The canary track traffic has just left (an abort, a finished promotion)
+// is drained for the scale-down delay: nothing pruned until then, a wake-up
+// at its end, then it goes. With scaleDownDelay 0s it goes at once.
+func TestCanaryTrackDrainsAfterTrafficLeaves(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra string
+		delay time.Duration
+	}{
+		{"default delay", "", 30 * time.Second},
+		{"10s", "\n    scaleDownDelay: 10s", 10 * time.Second},
+		{"none", "\n    scaleDownDelay: 0s", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := release(t, canarySteps+tc.extra, "  abort: {revision: 2222222}\n")
+			in := input(r, inflight(3, 5, v1alpha1.PhaseProgressing, 0), 0)
+			p := Next(in)
+			if p.Status.Phase != v1alpha1.PhaseAborted || p.Canary || p.Route.Canary {
+				t.Fatalf("abort: %+v", p)
+			}
+			if tc.delay == 0 {
+				if p.Drain || p.Status.DrainUntil != nil {
+					t.Fatalf("drained with no delay: %+v", p)
+				}
+				return
+			}
+			if !p.Drain || !p.Status.DrainUntil.Equal(t0.Add(tc.delay)) || !p.WakeAt.Equal(t0.Add(tc.delay)) {
+				t.Fatalf("abort did not drain the canary track for %s: %+v", tc.delay, p)
+			}
+			in.Status, in.Now = p.Status, t0.Add(tc.delay-time.Millisecond)
+			if p := Next(in); !p.Drain || p.Commit || !p.WakeAt.Equal(t0.Add(tc.delay)) {
+				t.Fatalf("drain ended early: %+v", p)
+			}
+			in.Now = t0.Add(tc.delay)
+			if p := Next(in); p.Drain || p.Status.DrainUntil != nil || p.Commit {
+				t.Fatalf("drain did not end at its time: %+v", p)
+			}
+		})
 	}
 }

@@ -70,6 +70,7 @@ func (d *decision) run() {
 	if d.suspended() {
 		return
 	}
+	d.draining()
 	// A promoted version in the rollback window the head equals, if any.
 	back := d.inWindow()
 	switch {
@@ -114,6 +115,9 @@ func (d *decision) finish() {
 	}
 	if d.p.Commit {
 		st.ObservedRevision = d.in.HeadRevision
+	}
+	if d.p.Drain && (d.p.WakeAt.IsZero() || st.DrainUntil.Before(d.p.WakeAt)) {
+		d.p.WakeAt = *st.DrainUntil
 	}
 	d.shape()
 }
@@ -161,6 +165,7 @@ func (d *decision) startCanary(why string) {
 	st := d.st()
 	st.Canary = d.head()
 	st.Rollback = false
+	st.DrainUntil, d.p.Drain = nil, false // the canary track is in use again
 	st.Step, st.Weight = 0, 0
 	st.Phase = v1alpha1.PhaseProgressing
 	st.Message = fmt.Sprintf("canary %s started: %s", short(d.in.HeadRevision), why)
@@ -182,6 +187,7 @@ func (d *decision) abort(phase v1alpha1.Phase, why string, failure bool) {
 	st.Phase = phase
 	st.Message = why
 	d.p.DeleteCanary = true
+	d.drain()
 	d.p.RevertFiles = failure && d.spec.OnFailure == v1alpha1.OnFailureRevert
 	d.transition(fmt.Sprintf("%s: %s", phase, why))
 }
@@ -257,6 +263,7 @@ func (d *decision) endOfSteps() {
 		st.Phase = v1alpha1.PhaseSucceeded
 		st.Message = "shadow run finished; the stable version is kept (promote: false)"
 		d.p.DeleteCanary = true
+		d.drain()
 		d.transition("shadow run finished")
 		return
 	}
@@ -275,8 +282,7 @@ func (d *decision) promote(why string) {
 	st.Message = "promoting " + short(st.Canary.Revision) + ": " + why
 	d.transition("promoting " + short(st.Canary.Revision))
 	if d.keepingPrevious() {
-		st.Message += fmt.Sprintf("; %s keeps running for %s (scaleDownDelay), so a revert is a route switch",
-			short(st.Stable.Revision), d.spec.Strategy.KeepPrevious())
+		st.Message += fmt.Sprintf("; the stable track keeps %s for %s (scaleDownDelay)", short(st.Stable.Revision), d.spec.Strategy.KeepPrevious())
 		d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
 		return
 	}
@@ -285,10 +291,34 @@ func (d *decision) promote(why string) {
 
 // keepingPrevious says whether a promotion is inside its scale-down delay:
 // all traffic on the canary track, the previous version still the stable
-// track. A rollback (to a version known good) has none.
+// track. A rollback has it too: the data plane may still be sending
+// requests to the stable track it has just left.
 func (d *decision) keepingPrevious() bool {
 	st := d.st()
-	return !st.Rollback && st.StepStartedAt != nil && d.in.Now.Before(st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()))
+	return st.StepStartedAt != nil && d.in.Now.Before(st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()))
+}
+
+// drain keeps the canary track traffic has just left for the scale-down
+// delay.
+func (d *decision) drain() {
+	if delay := d.spec.Strategy.KeepPrevious(); delay > 0 {
+		t := d.in.Now.Add(delay)
+		d.st().DrainUntil = &t
+		d.p.Drain = true
+	}
+}
+
+// draining carries a drain on until its time, then ends it.
+func (d *decision) draining() {
+	st := d.st()
+	if st.DrainUntil == nil {
+		return
+	}
+	if d.in.Now.Before(*st.DrainUntil) {
+		d.p.Drain = true
+		return
+	}
+	st.DrainUntil = nil
 }
 
 func (d *decision) finishPromotion() {
@@ -309,6 +339,7 @@ func (d *decision) finishPromotion() {
 	st.Rollback = false
 	d.clearAborted()
 	d.p.DeleteCanary = true
+	d.drain()
 	if rollback {
 		d.p.RollbackFrom, d.p.RollbackTo = old.Revision, st.Stable.Revision
 		st.Phase = v1alpha1.PhaseRolledBack

@@ -109,6 +109,10 @@ type Plan struct {
 	Route RouteState
 	// DeleteCanary removes the canary track (after the route stops using it).
 	DeleteCanary bool
+	// Drain keeps every object of the release's last inventory, even those
+	// the plan no longer applies (the canary track traffic has just left),
+	// until Status.DrainUntil: nothing is pruned before.
+	Drain bool
 	// RevertFiles asks for the release's files to be restored on the spec
 	// branch to their content at stable.revision (onFailure: revert).
 	RevertFiles bool

@@ -49,7 +49,12 @@ type ReleaseStatus struct {
 	Promoted []Revision `json:"promoted,omitempty"`
 	// Rollback marks a canary that is a rollback to a promoted version: it
 	// is brought up at full size and switched to, with no steps or checks.
-	Rollback         bool     `json:"rollback,omitempty"`
+	Rollback bool `json:"rollback,omitempty"`
+	// DrainUntil: the route has just left the canary track (a promotion
+	// finished, an abort, a rollback); its objects stay until then
+	// (spec.strategy.scaleDownDelay), because the data plane may still send
+	// it requests. Nothing of the release is pruned before.
+	DrainUntil       *time.Time `json:"drainUntil,omitempty"`
 	ObservedRevision string   `json:"observedRevision,omitempty"`
 	Inventory        []string `json:"inventory,omitempty"`
 }
