@@ -5,6 +5,7 @@
 #   kubectl (the tests' client, same version)              (k8s.io/kubernetes)
 #   etcd                                                     (go.etcd.io/etcd/server/v3)
 #   kwok                                                     (sigs.k8s.io/kwok)
+#   traefik, the Gateway API data plane of the traffic tests (github.com/traefik/traefik/v3)
 # plus the kwok Stage objects and the Gateway API standard CRDs as files.
 #
 # The binaries live in $HOME/.cache/sluice/testbin/<version>/ and
@@ -17,6 +18,7 @@ K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 GATEWAY_VERSION=${GATEWAY_VERSION:-v1.6.3}
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
 VERSION=${K8S_VERSION}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +29,7 @@ mkdir -p "$cache" "$root/bin/testbin"
 if [ ! -e "$link" ]; then ln -sfn "$cache" "$link"; fi
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml gateway-crds.yaml)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml gateway-crds.yaml traefik)
 missing=()
 for f in "${want[@]}"; do [ -s "$cache/$f" ] || missing+=("$f"); done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -109,6 +111,18 @@ if ! has gateway-crds.yaml; then
     [ $first -eq 1 ] || echo "---"; first=0; cat "$f"
   done > "$cache/gateway-crds.yaml.tmp"
   mv "$cache/gateway-crds.yaml.tmp" "$cache/gateway-crds.yaml"
+fi
+
+# Traefik: its go.mod has replace directives, so `go install …@version`
+# refuses it; it is built inside a writable copy of its own module
+# directory, where they apply. (v3.7 needs modules the proxy refuses.)
+if ! has traefik; then
+  d=$work/traefik-mod; mkdir -p "$d"; cd "$d"
+  go mod init testbin/traefik >/dev/null 2>&1
+  src=$(moddir "$d" "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")
+  cp -r "$src" "$work/traefik"; chmod -R u+w "$work/traefik"; cd "$work/traefik"
+  go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" -o "$cache/traefik.tmp" ./cmd/traefik
+  mv "$cache/traefik.tmp" "$cache/traefik"
 fi
 
 ls -la "$cache"

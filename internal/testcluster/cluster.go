@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/sluice-dev/sluice/internal/netns"
 )
 
 // Version is the Kubernetes release the binaries are built at; it matches
@@ -38,7 +40,14 @@ type Cluster struct {
 	// StartupTime is how long Start took.
 	StartupTime time.Duration
 
+	// Gateway, in a traffic cluster (StartTraffic): the data plane in front
+	// of the pods.
+	Gateway *Gateway
+
 	bin     string
+	traffic bool
+	// onStop runs first in Stop (the pod runner).
+	onStop []func()
 	mu      sync.Mutex
 	procs   []*proc
 	stopped []*proc
@@ -128,6 +137,10 @@ func FreePorts(n int) ([]int, error) {
 // Start runs a control plane and waits until a Deployment can become
 // Available on it. Stop it with Stop, also when a test fails.
 func Start(ctx context.Context) (*Cluster, error) {
+	return start(ctx, false)
+}
+
+func start(ctx context.Context, traffic bool) (*Cluster, error) {
 	begin := time.Now()
 	bin, err := BinDir()
 	if err != nil {
@@ -137,7 +150,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, bin: bin}
+	c := &Cluster{Dir: dir, bin: bin, traffic: traffic}
 	if err := c.start(ctx); err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("%w (logs in %s)", err, dir)
@@ -172,7 +185,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.writeAuth(); err != nil {
 		return err
 	}
-	if err := c.run("kube-apiserver", "kube-apiserver",
+	apiArgs := []string{}
+	if c.traffic {
+		// In the traffic namespace there is no default route; the API
+		// server needs an address to advertise that is not loopback.
+		apiArgs = append(apiArgs, "--advertise-address", netns.APIAddress)
+	}
+	if err := c.run("kube-apiserver", "kube-apiserver", append(apiArgs,
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(apiPort),
 		"--cert-dir", filepath.Join(c.Dir, "certs"),
@@ -184,7 +203,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--service-cluster-ip-range", "10.96.0.0/16", // room for fleets of Services
 		"--disable-admission-plugins", "ServiceAccount",
 		"--v", "1",
-	); err != nil {
+	)...); err != nil {
 		return err
 	}
 	c.Config = &rest.Config{
@@ -222,18 +241,28 @@ func (c *Cluster) start(ctx context.Context) error {
 	)...); err != nil {
 		return err
 	}
+	stages, nodeIP := filepath.Join(c.bin, "kwok-stages.yaml"), "127.0.0.1"
+	if c.traffic {
+		if stages, err = c.honestStages(); err != nil {
+			return err
+		}
+		nodeIP = netns.NodeIP
+	}
 	if err := c.run("kwok", "kwok",
 		"--kubeconfig", c.Kubeconfig,
-		"--config", filepath.Join(c.bin, "kwok-stages.yaml"),
+		"--config", stages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
-		"--cidr", "10.244.0.1/16", "--node-ip", "127.0.0.1",
+		"--cidr", "10.244.0.1/16", "--node-ip", nodeIP,
 		"--server-address", fmt.Sprintf("127.0.0.1:%d", kwokPort),
 	); err != nil {
 		return err
 	}
 	if err := setup(ctx, c.Config, filepath.Join(c.bin, "gateway-crds.yaml")); err != nil {
 		return err
+	}
+	if c.traffic {
+		return c.startGateway(ctx, apiPort)
 	}
 	return nil
 }
@@ -359,9 +388,12 @@ func (c *Cluster) Keep() { c.keep = true }
 // seconds, and waits, so a following cluster can reuse nothing by accident.
 func (c *Cluster) Stop() {
 	c.mu.Lock()
-	procs := c.procs
-	c.procs = nil
+	procs, onStop := c.procs, c.onStop
+	c.procs, c.onStop = nil, nil
 	c.mu.Unlock()
+	for _, f := range onStop {
+		f()
+	}
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)

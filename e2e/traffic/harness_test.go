@@ -1,0 +1,128 @@
+package traffic
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-dev/sluice/agent"
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
+	"github.com/sluice-dev/sluice/internal/loadgen"
+)
+
+const password = "traffic-password"
+
+// story is one traffic scenario: a namespace, a repository served over
+// smart HTTP, the agent reconciling it (in this process, against the real
+// control plane), and the host its route answers for.
+type story struct {
+	t    *testing.T
+	ns   string
+	host string
+	repo *gitserver.Repo
+	// env, by version, is the container env a bump to that version sets
+	// (flow-style YAML), e.g. a bad version's ERROR_RATE.
+	env map[string]string
+}
+
+// newStory serves files (NAMESPACE and HOST replaced) and runs an agent on
+// them until the test ends.
+func newStory(t *testing.T, files map[string]string) *story {
+	t.Helper()
+	ns := cluster.Namespace(t)
+	host := ns + ".example.com"
+	r := strings.NewReplacer("NAMESPACE", ns, "HOST", host)
+	named := map[string]string{}
+	for k, v := range files {
+		named[r.Replace(k)] = r.Replace(v)
+	}
+	files = named
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "deploy", files)
+	srv := gitserver.StartHTTP(t, root, "sluice", password)
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := agent.Options{Repo: srv.RepoURL(repo.Name), Branch: "main", Path: "releases", StatusBranch: "sluice/status",
+		Kubeconfig: cluster.Kubeconfig, Interval: time.Second, GitUsername: "sluice", GitPasswordFile: pw,
+		Author: "sluice <sluice@test>", CacheDir: filepath.Join(t.TempDir(), "cache"), Concurrency: 4}
+	a, err := agent.New(opts, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return &story{t: t, ns: ns, host: host, repo: repo, env: map[string]string{}}
+}
+
+// status reads the release's committed status.
+func (s *story) status(release string) v1alpha1.ReleaseStatus {
+	out, err := gitserver.GitErr(s.repo.Bare, "show", "sluice/status:releases/"+release+"/status.yaml")
+	var st v1alpha1.ReleaseStatus
+	if err == nil {
+		if err := yaml.Unmarshal([]byte(out), &st); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// waitStatus polls the committed status until cond holds.
+func (s *story) waitStatus(release string, timeout time.Duration, cond func(v1alpha1.ReleaseStatus) bool) v1alpha1.ReleaseStatus {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := s.status(release)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: condition not reached in %s; status %+v", release, timeout, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// load starts a load generator on the story's host; stop it with the
+// returned function, which returns every record.
+func (s *story) load(rate float64, profiles ...loadgen.Profile) (*loadgen.Gen, func() []loadgen.Record) {
+	g := loadgen.New(loadgen.Config{URL: cluster.Gateway.URL + "/", Host: s.host, Rate: rate, Profiles: profiles})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	stopped := false
+	stop := func() []loadgen.Record {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+		return g.Records()
+	}
+	s.t.Cleanup(func() { stop() })
+	return g, stop
+}
+
+// firstFrom is the first record at or after t answered by version.
+func firstFrom(recs []loadgen.Record, t time.Time, version string) (time.Time, bool) {
+	for _, r := range recs {
+		if !r.At.Before(t) && r.Version == version {
+			return r.At, true
+		}
+	}
+	return time.Time{}, false
+}
