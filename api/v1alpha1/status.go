@@ -55,8 +55,8 @@ type ReleaseStatus struct {
 	// (spec.strategy.scaleDownDelay), because the data plane may still send
 	// it requests. Nothing of the release is pruned before.
 	DrainUntil       *time.Time `json:"drainUntil,omitempty"`
-	ObservedRevision string   `json:"observedRevision,omitempty"`
-	Inventory        []string `json:"inventory,omitempty"`
+	ObservedRevision string     `json:"observedRevision,omitempty"`
+	Inventory        []string   `json:"inventory,omitempty"`
 }
 
 // Revision is a commit and the digest of what it renders to.

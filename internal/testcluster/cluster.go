@@ -47,7 +47,7 @@ type Cluster struct {
 	bin     string
 	traffic bool
 	// onStop runs first in Stop (the pod runner).
-	onStop []func()
+	onStop  []func()
 	mu      sync.Mutex
 	procs   []*proc
 	stopped []*proc
