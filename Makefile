@@ -16,12 +16,15 @@ build:
 ## last, on their own, so their timing does not compete with the other
 ## packages' control planes.
 test: testdeps testbin vet
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/e2e$$')
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/e2e')
 	$(MAKE) e2e
 
-## e2e: the user's stories (also part of make test).
+## e2e: the user's stories, then the traffic stories (real requests through
+## Traefik, in a private network namespace), which print the "traffic:"
+## summary line (also part of make test).
 e2e: testdeps testbin
 	$(GO) test -race -count=1 -timeout 30m ./e2e/
+	$(GO) test -race -count=1 -timeout 20m -v ./e2e/traffic/ 2>&1 | grep -v -e '^=== ' -e 'Failed to watch' ; test $${PIPESTATUS[0]} -eq 0
 
 vet:
 	$(GO) vet ./...

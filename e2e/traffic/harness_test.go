@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,17 @@ func firstFrom(recs []loadgen.Record, t time.Time, version string) (time.Time, b
 		}
 	}
 	return time.Time{}, false
+}
+
+// approve commits an approval of gate for revision into the release file.
+func (s *story) approve(gate, revision string) {
+	s.t.Helper()
+	file := "releases/" + s.ns + "/app/release.yaml"
+	b, err := os.ReadFile(filepath.Join(s.repo.Work, file))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	y := string(b) + fmt.Sprintf("  gates:\n    approved:\n    - {gate: %s, revision: %s}\n", gate, revision)
+	s.repo.Commit(s.t, "approve "+gate, map[string]string{file: y})
+	s.repo.Push(s.t)
 }

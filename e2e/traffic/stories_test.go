@@ -1,0 +1,189 @@
+package traffic
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
+	"github.com/sluice-dev/sluice/internal/loadgen"
+	"github.com/sluice-dev/sluice/internal/promtest"
+)
+
+func release(strategy string, extra string) string {
+	return `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: app, namespace: NAMESPACE}
+spec:
+  workload: {kind: Deployment, name: app}
+  traffic: {route: app, service: app}
+  strategy:
+` + strategy + extra
+}
+
+// TestBlueGreenSwitch: the new version runs at full size with no traffic
+// (a preview header reaches it), then one switch moves every request at
+// once, and no request fails during the switch, the promotion or the
+// drain of the track traffic left.
+func TestBlueGreenSwitch(t *testing.T) {
+	t.Parallel()
+	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
+    blueGreen:
+      previewMatch: {headers: [{name: X-Preview, value: "true"}]}
+      gate: promote
+`, "")))
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	preview := loadgen.Profile{Name: "preview", Share: 0.1, Headers: map[string]string{"X-Preview": "true"}}
+	_, stop := s.load(100, preview)
+	time.Sleep(3 * time.Second)
+	bump := s.bump("6.7.0", "6.7.1")
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePaused })
+	time.Sleep(4 * time.Second) // previewing, through the data plane
+	s.approve("promote", bump)
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePromoting })
+	s.waitStatus(id, 120*time.Second, func(st v1alpha1.ReleaseStatus) bool {
+		return st.Phase == v1alpha1.PhaseSucceeded && st.Stable != nil && st.Canary == nil && st.DrainUntil != nil
+	})
+	time.Sleep(10 * time.Second) // past the drain and the data plane's lag
+	recs := stop()
+
+	users := loadgen.Filter(recs, func(r loadgen.Record) bool { return r.Profile == "default" })
+	previews := loadgen.Filter(recs, func(r loadgen.Record) bool { return r.Profile == "preview" })
+	// The switch: the last user request answered by 6.7.0 and the first by
+	// 6.7.1, and how many of each came in between.
+	var lastOld, firstNew time.Time
+	for _, r := range users {
+		if r.Version == "6.7.0" {
+			lastOld = r.At
+		}
+		if r.Version == "6.7.1" && firstNew.IsZero() {
+			firstNew = r.At
+		}
+	}
+	mixed := loadgen.Between(users, firstNew, lastOld.Add(time.Nanosecond))
+	t.Logf("switch: first user request on 6.7.1 at %s, last on 6.7.0 at %s (%d requests in between)", firstNew.Format("15:04:05.000"), lastOld.Format("15:04:05.000"), len(mixed))
+	if firstNew.IsZero() || lastOld.Sub(firstNew) > 500*time.Millisecond {
+		t.Errorf("the switch was not at once: versions mixed for %s", lastOld.Sub(firstNew))
+	}
+	if first, ok := firstFrom(previews, time.Time{}, "6.7.1"); !ok || !first.Before(firstNew.Add(-3*time.Second)) {
+		t.Errorf("the preview header did not reach the new version before the switch")
+	}
+	if share, n := loadgen.Share(loadgen.Between(previews, firstNew.Add(-3*time.Second), firstNew), "6.7.1"); share != 1 || n == 0 {
+		t.Errorf("while previewing, 6.7.1 answered %.2f of %d preview requests, want all", share, n)
+	}
+	failed := loadgen.Failed(recs)
+	report.failures("blue-green", failed)
+	t.Logf("%d requests through preview, switch, promotion and drain; %d failed", len(recs), failed)
+	if failed != 0 {
+		t.Errorf("%d requests failed across the switch", failed)
+	}
+}
+
+// successRate is the canary Service's share of non-5xx answers as Traefik
+// counts them (its per-Service metrics, scraped by a real Prometheus).
+const successRate = `sum(rate(traefik_service_requests_total{service=~"{{.Namespace}}-{{.Canary.Service}}-http-.*",code!~"5.."}[5s])) / sum(rate(traefik_service_requests_total{service=~"{{.Namespace}}-{{.Canary.Service}}-http-.*"}[5s]))`
+
+// TestBadVersionIsAborted: a version failing half of its requests gets
+// 10% of 50 requests/s; the success-rate check on Traefik's own metrics
+// fails, the canary is aborted, and traffic returns to the stable version
+// with no failure other than the bad version's own answers.
+func TestBadVersionIsAborted(t *testing.T) {
+	t.Parallel()
+	prom := promtest.Start(t, cluster.Gateway.MetricsTarget)
+	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
+    canary:
+      steps:
+      - setWeight: 10
+      - check: [success-rate]
+      - setWeight: 50
+`, fmt.Sprintf(`  checks:
+  - name: success-rate
+    prometheus:
+      address: %s
+      query: '%s'
+    successCondition: ">= 0.95"
+    interval: 2s
+    count: 10
+    failureLimit: 0
+    inconclusiveLimit: 5
+`, prom.URL, successRate))))
+	s.env["6.6.6"] = `[{name: ERROR_RATE, value: "0.5"}]`
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	_, stop := s.load(50)
+	time.Sleep(3 * time.Second)
+	s.bump("6.7.0", "6.6.6")
+	st := s.waitStatus(id, 120*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseAborted })
+	aborted := time.Now()
+	time.Sleep(10 * time.Second)
+	recs := stop()
+	if !strings.Contains(st.Message, "success-rate") {
+		t.Errorf("abort message: %s", st.Message)
+	}
+	bad := loadgen.Filter(recs, func(r loadgen.Record) bool { return r.Version == "6.6.6" })
+	badFailed := loadgen.Failed(bad)
+	report.bad(len(bad))
+	t.Logf("the bad version answered %d requests (%d of them 500) before traffic left it; aborted with %q", len(bad), badFailed, st.Message)
+	if len(bad) == 0 || badFailed == 0 {
+		t.Fatalf("the bad version answered %d requests, %d failed: the story proves nothing", len(bad), badFailed)
+	}
+	late := loadgen.Filter(loadgen.Between(recs, aborted.Add(3*time.Second), time.Now()), func(r loadgen.Record) bool { return r.Version != "6.7.0" })
+	if len(late) > 0 {
+		t.Errorf("%d requests not answered by 6.7.0 from 3 s after the abort", len(late))
+	}
+	others := loadgen.Failed(recs) - badFailed
+	report.failures("abort", others)
+	if others != 0 {
+		t.Errorf("%d requests failed besides the bad version's own answers", others)
+	}
+}
+
+// TestRevertTraffic: a canary at 40% waits at a gate; `git revert` of the
+// bump sends every request back to the old version. Measured from the
+// push to the last response from the new version.
+func TestRevertTraffic(t *testing.T) {
+	t.Parallel()
+	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
+    canary:
+      steps:
+      - setWeight: 40
+      - pause: {gate: qa}
+`, "")))
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	_, stop := s.load(100)
+	time.Sleep(3 * time.Second)
+	bump := s.bump("6.7.0", "6.7.1")
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePaused && st.Weight == 40 })
+	time.Sleep(4 * time.Second) // the data plane carries the 40%
+	gitserver.Git(t, s.repo.Work, "revert", "--no-edit", bump)
+	s.repo.Push(t)
+	pushed := time.Now()
+	s.waitStatus(id, 30*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseRolledBack })
+	time.Sleep(8 * time.Second)
+	recs := stop()
+	before := loadgen.Between(recs, pushed.Add(-3*time.Second), pushed)
+	if share, _ := loadgen.Share(before, "6.7.1"); share < 0.2 {
+		t.Fatalf("before the revert 6.7.1 answered only %.2f: the story proves nothing", share)
+	}
+	var last time.Time
+	for _, r := range loadgen.Between(recs, pushed, time.Now()) {
+		if r.Version == "6.7.1" {
+			last = r.At
+		}
+	}
+	took := last.Sub(pushed)
+	report.reverted(took)
+	t.Logf("revert->all-old: the last response from 6.7.1 came %s after the push of the revert", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("revert took %s to reach every request", took)
+	}
+	failed := loadgen.Failed(recs)
+	report.failures("revert", failed)
+	if failed != 0 {
+		t.Errorf("%d requests failed across the revert", failed)
+	}
+}
