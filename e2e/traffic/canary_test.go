@@ -139,12 +139,7 @@ func TestCanaryTraffic(t *testing.T) {
 	report.failures("canary", failed)
 	t.Logf("%d requests through the rollout, promotion and drain; %d failed", len(recs), failed)
 	if failed != 0 {
-		for _, r := range recs {
-			if !r.OK() {
-				t.Logf("failed: %s status %d version %q", r.At.Format("15:04:05.000"), r.Status, r.Version)
-				break
-			}
-		}
+		explainFailures(t, recs, map[string]time.Time{"weight 10": t10, "weight 40": t40, "promoting": tPromote})
 		t.Errorf("%d requests failed", failed)
 	}
 }

@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,7 +101,11 @@ func (s *story) waitStatus(release string, timeout time.Duration, cond func(v1al
 
 // load starts a load generator on the story's host; stop it with the
 // returned function, which returns every record.
+// It starts once the Gateway answers for the host (the installed version's
+// endpoints can reach the data plane seconds after the Deployment is
+// Available: that is the install, not what the story measures).
 func (s *story) load(rate float64, profiles ...loadgen.Profile) (*loadgen.Gen, func() []loadgen.Record) {
+	waitOK(s.t, s.host)
 	g := loadgen.New(loadgen.Config{URL: cluster.Gateway.URL + "/", Host: s.host, Rate: rate, Profiles: profiles})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -139,4 +144,54 @@ func (s *story) approve(gate, revision string) {
 	y := string(b) + fmt.Sprintf("  gates:\n    approved:\n    - {gate: %s, revision: %s}\n", gate, revision)
 	s.repo.Commit(s.t, "approve "+gate, map[string]string{file: y})
 	s.repo.Push(s.t)
+}
+
+// explainFailures logs when failed requests happened, relative to named
+// moments of the story, and with what status.
+func explainFailures(t *testing.T, recs []loadgen.Record, moments map[string]time.Time) {
+	t.Helper()
+	var first, last time.Time
+	codes := map[int]int{}
+	for _, r := range recs {
+		if r.OK() {
+			continue
+		}
+		if first.IsZero() {
+			first = r.At
+		}
+		last = r.At
+		codes[r.Status]++
+	}
+	if first.IsZero() {
+		return
+	}
+	t.Logf("failed requests from %s to %s, by status %v", first.Format("15:04:05.000"), last.Format("15:04:05.000"), codes)
+	for name, m := range moments {
+		t.Logf("  %s at %s (first failure %+.3fs after it)", name, m.Format("15:04:05.000"), first.Sub(m).Seconds())
+	}
+}
+
+// waitOK waits until 20 requests in a row through the Gateway for host
+// are answered 200.
+func waitOK(t *testing.T, host string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for ok := 0; ok < 20; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Gateway does not answer 200 for %s", host)
+		}
+		req, _ := http.NewRequest(http.MethodGet, cluster.Gateway.URL+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err == nil && resp.StatusCode == http.StatusOK {
+			ok++
+		} else {
+			ok = 0
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

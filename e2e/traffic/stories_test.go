@@ -42,11 +42,14 @@ func TestBlueGreenSwitch(t *testing.T) {
 	bump := s.bump("6.7.0", "6.7.1")
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePaused })
 	time.Sleep(4 * time.Second) // previewing, through the data plane
+	approved := time.Now()
 	s.approve("promote", bump)
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePromoting })
+	switched := time.Now()
 	s.waitStatus(id, 120*time.Second, func(st v1alpha1.ReleaseStatus) bool {
 		return st.Phase == v1alpha1.PhaseSucceeded && st.Stable != nil && st.Canary == nil && st.DrainUntil != nil
 	})
+	promoted := time.Now()
 	time.Sleep(10 * time.Second) // past the drain and the data plane's lag
 	recs := stop()
 
@@ -78,6 +81,7 @@ func TestBlueGreenSwitch(t *testing.T) {
 	report.failures("blue-green", failed)
 	t.Logf("%d requests through preview, switch, promotion and drain; %d failed", len(recs), failed)
 	if failed != 0 {
+		explainFailures(t, recs, map[string]time.Time{"approved": approved, "switched": switched, "promoted": promoted})
 		t.Errorf("%d requests failed across the switch", failed)
 	}
 }
@@ -184,6 +188,7 @@ func TestRevertTraffic(t *testing.T) {
 	failed := loadgen.Failed(recs)
 	report.failures("revert", failed)
 	if failed != 0 {
+		explainFailures(t, recs, map[string]time.Time{"pushed": pushed})
 		t.Errorf("%d requests failed across the revert", failed)
 	}
 }
