@@ -2,6 +2,8 @@ package traffic
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,12 +62,16 @@ func appFiles(release string) map[string]string {
 // bump changes the app's image tag in Git.
 func (s *story) bump(from, to string) string {
 	s.t.Helper()
-	dep := strings.NewReplacer("NAMESPACE", s.ns, "HOST", s.host).Replace(app["deployment.yaml"])
-	dep = strings.Replace(dep, "podinfo:"+from, "podinfo:"+to, 1)
+	file := "releases/" + s.ns + "/app/deployment.yaml"
+	b, err := os.ReadFile(filepath.Join(s.repo.Work, file))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dep := strings.Replace(string(b), "podinfo:"+from, "podinfo:"+to, 1)
 	if extra, ok := s.env[to]; ok {
 		dep = strings.Replace(dep, "        ports:", "        env: "+extra+"\n        ports:", 1)
 	}
-	rev := s.repo.Commit(s.t, "bump to "+to, map[string]string{"releases/" + s.ns + "/app/deployment.yaml": dep})
+	rev := s.repo.Commit(s.t, "bump to "+to, map[string]string{file: dep})
 	s.repo.Push(s.t)
 	return rev
 }

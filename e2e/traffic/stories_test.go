@@ -192,3 +192,65 @@ func TestRevertTraffic(t *testing.T) {
 		t.Errorf("%d requests failed across the revert", failed)
 	}
 }
+
+// TestRollingAndRecreate: what users see during each. A rolling update
+// (maxUnavailable 0, pods with a preStop sleep so the data plane stops
+// sending them requests before they exit, as real pods should) fails no
+// request; recreate stops every old pod before the new ones start, so
+// users see a gap: measured, and asserted to exist.
+func TestRollingAndRecreate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, strategy string }{
+		{"rolling", "    rolling: {maxSurge: 1, maxUnavailable: 0}\n"},
+		{"recreate", "    recreate: {}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			files := appFiles(release(tc.strategy, ""))
+			files["releases/NAMESPACE/app/deployment.yaml"] = strings.Replace(files["releases/NAMESPACE/app/deployment.yaml"],
+				"      containers:\n", "      terminationGracePeriodSeconds: 10\n      containers:\n", 1)
+			files["releases/NAMESPACE/app/deployment.yaml"] = strings.Replace(files["releases/NAMESPACE/app/deployment.yaml"],
+				"        ports:", "        lifecycle: {preStop: {sleep: {seconds: 3}}}\n        ports:", 1)
+			s := newStory(t, files)
+			id := s.ns + "/app"
+			s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+			_, stop := s.load(100)
+			time.Sleep(2 * time.Second)
+			pushed := time.Now()
+			rev := s.bump("6.7.0", "6.7.1")
+			s.waitStatus(id, 120*time.Second, func(st v1alpha1.ReleaseStatus) bool {
+				return st.Phase == v1alpha1.PhaseSucceeded && st.Stable != nil && st.Stable.Revision == rev
+			})
+			time.Sleep(6 * time.Second)
+			recs := stop()
+			failed := loadgen.Failed(recs)
+			after := loadgen.Between(recs, time.Now().Add(-3*time.Second), time.Now())
+			if share, n := loadgen.Share(after, "6.7.1"); share != 1 || n == 0 {
+				t.Errorf("after the rollout 6.7.1 answered %.2f of %d", share, n)
+			}
+			switch tc.name {
+			case "rolling":
+				report.failures("rolling", failed)
+				t.Logf("rolling: %d requests, %d failed", len(recs), failed)
+				if failed != 0 {
+					explainFailures(t, recs, map[string]time.Time{"pushed": pushed})
+					t.Errorf("a rolling update failed %d requests", failed)
+				}
+			case "recreate":
+				var first, last time.Time
+				for _, r := range recs {
+					if !r.OK() {
+						if first.IsZero() {
+							first = r.At
+						}
+						last = r.At
+					}
+				}
+				t.Logf("recreate: %d requests, %d failed, a gap of %s with no version serving", len(recs), failed, last.Sub(first).Round(time.Millisecond))
+				if failed == 0 {
+					t.Errorf("recreate showed no gap: the story does not see what users see")
+				}
+			}
+		})
+	}
+}

@@ -15,7 +15,8 @@
 // marked Ready (its Ready and ContainersReady conditions) only once its
 // server listens, as a readiness probe would — the test cluster's kwok
 // leaves them False for that. And a pod that goes away (deletion
-// requested) takes its open connections with it: data planes pool
+// requested, or after its preStop sleep when it has one, as a real pod's
+// process would exit) takes its open connections with it: data planes pool
 // keep-alive connections and kwok reuses pod IPs, so a server that only
 // closed its listening socket would keep answering as the old version.
 //
@@ -68,6 +69,9 @@ type Runner struct {
 type pod struct {
 	ip      string
 	servers []*http.Server
+	// up: every port listens; draining: deletion asked, serving until its
+	// preStop sleep ends.
+	up, draining bool
 }
 
 // New returns a runner for the pods on node; logf (may be nil) receives
@@ -93,7 +97,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				o = t.Obj
 			}
 			if p, ok := o.(*corev1.Pod); ok {
-				r.stop(p.UID)
+				r.terminate(p)
 			}
 		},
 	})
@@ -126,17 +130,19 @@ func (r *Runner) sync(ctx context.Context, o any) {
 	if !ok {
 		return
 	}
-	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			r.stop(p.UID)
-		}
+	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		r.terminate(p)
+		return
+	}
+	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 		return
 	}
 	r.mu.Lock()
 	cur, ok := r.pods[p.UID]
 	if ok && cur.ip == p.Status.PodIP {
+		up := cur.up
 		r.mu.Unlock()
-		if !ready(p) {
+		if up && !ready(p) {
 			r.markReady(ctx, p)
 		}
 		return
@@ -145,27 +151,84 @@ func (r *Runner) sync(ctx context.Context, o any) {
 		cur.close()
 	}
 	np := &pod{ip: p.Status.PodIP}
+	r.pods[p.UID] = np
+	r.mu.Unlock()
+	go r.start(ctx, p, np)
+}
+
+// start listens on the pod's ports and marks it Ready once it serves. An
+// address still held by a pod that is going (kwok reuses IPs; a pod with a
+// preStop sleep keeps serving) is waited for, as a real pod's IP is not
+// given out while in use.
+func (r *Runner) start(ctx context.Context, p *corev1.Pod, np *pod) {
 	for _, c := range p.Spec.Containers {
 		b := newBehaviour(p, c)
-		ports := c.Ports
-		for _, port := range ports {
+		for _, port := range c.Ports {
 			if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
 				continue
 			}
 			addr := net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port.ContainerPort)))
-			l, err := net.Listen("tcp", addr)
+			var l net.Listener
+			var err error
+			for deadline := time.Now().Add(time.Minute); ; {
+				if l, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			if err != nil {
 				r.logf("podrunner: %s/%s: listen %s: %v", p.Namespace, p.Name, addr, err)
 				continue
 			}
 			srv := &http.Server{Handler: r.handler(b), ReadHeaderTimeout: 10 * time.Second}
+			r.mu.Lock()
+			if r.pods[p.UID] != np { // gone meanwhile
+				r.mu.Unlock()
+				l.Close()
+				return
+			}
 			np.servers = append(np.servers, srv)
+			r.mu.Unlock()
 			go srv.Serve(l)
 		}
 	}
-	r.pods[p.UID] = np
+	r.mu.Lock()
+	current := r.pods[p.UID] == np
+	np.up = current
 	r.mu.Unlock()
-	r.markReady(ctx, p)
+	if current {
+		r.markReady(ctx, p)
+	}
+}
+
+// terminate stops a pod that is going: at once, or after its preStop
+// sleep (lifecycle.preStop.sleep.seconds), during which it keeps serving —
+// what lets a data plane that lags behind the endpoints stop sending it
+// requests first, as in a real cluster.
+func (r *Runner) terminate(p *corev1.Pod) {
+	r.mu.Lock()
+	cur, ok := r.pods[p.UID]
+	if !ok || cur.draining {
+		r.mu.Unlock()
+		return
+	}
+	cur.draining = true
+	r.mu.Unlock()
+	if d := preStopSleep(p); d > 0 {
+		time.AfterFunc(d, func() { r.stop(p.UID) })
+		return
+	}
+	r.stop(p.UID)
+}
+
+func preStopSleep(p *corev1.Pod) time.Duration {
+	var d time.Duration
+	for _, c := range p.Spec.Containers {
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+			d = max(d, time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second)
+		}
+	}
+	return d
 }
 
 // stop closes a pod's servers and every connection they hold.
