@@ -146,7 +146,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	if rel.Spec.Strategy.Manual() && st.Stable != nil && stableSpec.Spec.Strategy.Canary != nil {
 		in.StableSpecWeight = stableSpec.Spec.Strategy.Canary.Weight
 	}
-	in.Observed, err = a.observe(ctx, rel, st)
+	in.Observed, err = a.observe(ctx, rel, st, head)
 	if err != nil {
 		log.Error("observe failed", zap.Error(err))
 		out.failed = true
@@ -405,7 +405,7 @@ func sameStep(a, b v1alpha1.ReleaseStatus) bool {
 }
 
 // observe reads what the cluster runs for the release.
-func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus) (strategy.Observed, error) {
+func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, head *render.Result) (strategy.Observed, error) {
 	ns, name := r.Metadata.Namespace, r.Spec.Workload.Name
 	var o strategy.Observed
 	stable, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, name)
@@ -425,6 +425,17 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 		o.CanaryReady = canary.Found && canary.Status == status.CurrentStatus
 		if canary.Found && canary.Status == status.FailedStatus {
 			o.Failed, o.Message = true, canary.Message
+		}
+		if st.Canary != nil && head.Route != nil {
+			if o.RouteRejected, err = a.mgr.RouteVerdict(ctx, head.Route.GetAPIVersion(), head.Route.GetKind(), ns, head.Route.GetName()); err != nil {
+				return o, err
+			}
+		}
+		if st.Canary != nil && head.Route != nil && r.Spec.Strategy.Mirrors() {
+			// Asked only while a canary that may mirror is in flight.
+			if o.MirrorUnsupported, err = a.mgr.Unsupported(ctx, head.Route, reconcile.FeatureRequestMirror); err != nil {
+				return o, err
+			}
 		}
 	} else if st.Canary != nil && o.StableDigest == st.Canary.Digest && stable.Status == status.FailedStatus {
 		o.Failed, o.Message = true, stable.Message

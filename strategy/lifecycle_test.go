@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,5 +271,43 @@ func TestCanaryTrackDrainsAfterTrafficLeaves(t *testing.T) {
 				t.Fatalf("drain did not end at its time: %+v", p)
 			}
 		})
+	}
+}
+
+// A setMirror step on a Gateway that cannot mirror aborts the canary
+// before any filter is written; setMirror 0 (ending a mirror) and the
+// other steps are not affected.
+func TestMirrorOnAGatewayThatCannotMirror(t *testing.T) {
+	r := release(t, canarySteps, "")
+	in := input(r, inflight(4, 5, v1alpha1.PhaseProgressing, 0), 0) // step 4 is setMirror 20
+	in.Observed.MirrorUnsupported = "GatewayClass traefik does not support HTTPRouteRequestMirror"
+	p := Next(in)
+	if p.Status.Phase != v1alpha1.PhaseAborted || p.Route.MirrorPercent != 0 || p.Route.Canary || !strings.Contains(p.Status.Message, "HTTPRouteRequestMirror") {
+		t.Fatalf("mirror on a Gateway that cannot: %+v", p)
+	}
+	in.Status = inflight(3, 5, v1alpha1.PhaseProgressing, 0) // setHeaderRoute: unaffected
+	if p := Next(in); p.Status.Phase == v1alpha1.PhaseAborted {
+		t.Fatalf("a header route aborted for the mirror: %+v", p.Status)
+	}
+	in.Observed.MirrorUnsupported = ""
+	in.Status = inflight(4, 5, v1alpha1.PhaseProgressing, 0)
+	if p := Next(in); p.Status.Phase == v1alpha1.PhaseAborted || p.Route.MirrorPercent != 20 {
+		t.Fatalf("a Gateway that can mirror: %+v", p)
+	}
+}
+
+// A route the Gateway rejects holds the canary where it stands, saying
+// why; once the verdict clears the steps go on.
+func TestRejectedRouteHoldsTheCanary(t *testing.T) {
+	r := release(t, canarySteps, "")
+	in := input(r, inflight(0, 0, v1alpha1.PhaseProgressing, 0), 0)
+	in.Observed.RouteRejected = "ResolvedRefs=False BackendNotFound: service app-canary not found"
+	p := Next(in)
+	if p.Status.Step != 0 || p.Status.Weight != 0 || p.Status.Phase != v1alpha1.PhasePaused || !strings.Contains(p.Status.Message, "BackendNotFound") || p.WakeAt.IsZero() {
+		t.Fatalf("rejected route: %+v", p)
+	}
+	in.Status, in.Observed.RouteRejected = p.Status, ""
+	if p := Next(in); p.Status.Step != 1 || p.Status.Weight != 5 {
+		t.Fatalf("the canary did not go on once the route was accepted: %+v", p.Status)
 	}
 }

@@ -228,6 +228,13 @@ func (d *decision) canary() {
 		d.p.WakeAt = d.in.Now.Add(readyRecheck)
 		return
 	}
+	if r := d.in.Observed.RouteRejected; r != "" {
+		// The data plane keeps its last good routing; so does sluice.
+		st.Phase = v1alpha1.PhasePaused
+		st.Message = "held: the Gateway rejects the route: " + r
+		d.p.WakeAt = d.in.Now.Add(readyRecheck)
+		return
+	}
 	if d.spec.Strategy.Manual() {
 		d.manual()
 		return
@@ -402,6 +409,8 @@ func (d *decision) step(s v1alpha1.Step) {
 		d.advance(fmt.Sprintf("setWeight %d", *s.SetWeight))
 	case s.SetHeaderRoute != nil:
 		d.advance("setHeaderRoute " + s.SetHeaderRoute.Name)
+	case s.SetMirror != nil && s.SetMirror.Percent > 0 && d.in.Observed.MirrorUnsupported != "":
+		d.abort(v1alpha1.PhaseAborted, "setMirror refused, nothing mirrored: "+d.in.Observed.MirrorUnsupported, true)
 	case s.SetMirror != nil:
 		d.advance(fmt.Sprintf("setMirror %d", s.SetMirror.Percent))
 	case s.SetCanaryScale != nil:

@@ -33,6 +33,15 @@ type Observed struct {
 	// Failed, e.g. ProgressDeadlineExceeded), with Message saying why.
 	Failed  bool
 	Message string
+	// MirrorUnsupported, when set, is why the route's Gateway cannot
+	// mirror (its GatewayClass's supportedFeatures leave RequestMirror out):
+	// a setMirror step aborts instead of writing a filter the data plane
+	// would answer with errors.
+	MirrorUnsupported string
+	// RouteRejected, when set, is the Gateway's verdict against the route
+	// as sluice last wrote it (Accepted or ResolvedRefs False): a canary
+	// does not advance until it clears.
+	RouteRejected string
 }
 
 // Outcome of one measurement of a check.

@@ -16,6 +16,16 @@ func (s *Strategy) Routed() bool {
 	return s.Canary != nil || s.BlueGreen != nil || s.ABTest != nil || s.Shadow != nil
 }
 
+// Mirrors says whether any step mirrors requests to the canary.
+func (s *Strategy) Mirrors() bool {
+	for _, st := range s.Steps() {
+		if st.SetMirror != nil && st.SetMirror.Percent > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Name is the strategy's name as written in the file, or "" if none is set.
 func (s *Strategy) Name() string {
 	switch {

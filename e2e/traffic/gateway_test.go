@@ -98,6 +98,8 @@ func TestGatewayFacts(t *testing.T) {
 		t.Errorf("header match not exact")
 	}
 
+	feats, err := kubectl("get", "gatewayclass", "traefik", "-o", "jsonpath={.status.supportedFeatures[*].name}")
+	t.Logf("GatewayClass traefik supportedFeatures: %s (err %v)", feats, err)
 	mirrored := run(`  - filters:
     - type: RequestMirror
       requestMirror: {backendRef: {name: app-v2, port: 80}, percent: 50}

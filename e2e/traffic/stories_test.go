@@ -259,3 +259,55 @@ func TestRollingAndRecreate(t *testing.T) {
 		})
 	}
 }
+
+// TestShadowGuard: Traefik cannot mirror through the Gateway API (it
+// accepts the filter, then answers 500 to every request on the rule: see
+// TestGatewayFacts). Its GatewayClass leaves HTTPRouteRequestMirror out of
+// status.supportedFeatures, so the shadow's setMirror step is refused
+// before any filter is written: the canary is aborted with the reason, no
+// request fails, and the route never carries a RequestMirror.
+func TestShadowGuard(t *testing.T) {
+	t.Parallel()
+	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
+    shadow: {percent: 20, duration: 10s}
+`, "")))
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	_, stop := s.load(50)
+	mirrored := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		seen := false
+		defer func() { mirrored <- seen }()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			out, _ := kubectl("get", "httproute", "-n", s.ns, "app", "-o", "jsonpath={.spec.rules[*].filters[*].type}")
+			seen = seen || strings.Contains(out, "RequestMirror")
+		}
+	}()
+	s.bump("6.7.0", "6.7.1")
+	st := s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseAborted })
+	time.Sleep(3 * time.Second)
+	close(done)
+	recs := stop()
+	t.Logf("shadow on Traefik: %s", st.Message)
+	if !strings.Contains(st.Message, "HTTPRouteRequestMirror") {
+		t.Errorf("abort message does not say why: %s", st.Message)
+	}
+	if <-mirrored {
+		t.Error("a RequestMirror filter reached the route")
+	}
+	failed := loadgen.Failed(recs)
+	report.failures("shadow", failed)
+	if failed != 0 {
+		explainFailures(t, recs, nil)
+		t.Errorf("%d requests failed", failed)
+	}
+	if share, n := loadgen.Share(recs, "6.7.0"); share != 1 || n == 0 {
+		t.Errorf("users reached the shadow version: 6.7.0 answered %.3f of %d", share, n)
+	}
+}
