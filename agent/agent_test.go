@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -96,6 +97,26 @@ func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
 	}
 	dyn, _ := dynamic.NewForConfig(cluster.Config)
 	return &env{t: t, ns: ns, repo: repo, agent: a, dyn: dyn, logs: logs, opts: opts, srv: srv}
+}
+
+// passUntilGone runs passes until get says NotFound: a track traffic has
+// left drains for the scale-down delay (30 s by default) before it goes.
+func (e *env) passUntilGone(what string, get func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(v1alpha1.DefaultScaleDownDelay + 30*time.Second)
+	for {
+		err := get()
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s outlived the drain: %v", what, err)
+		}
+		if _, err := e.agent.Pass(context.Background()); err != nil {
+			e.t.Fatalf("pass: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (e *env) status(release string) v1alpha1.ReleaseStatus {
@@ -256,9 +277,15 @@ func TestCanaryHappyPath(t *testing.T) {
 	if d.Spec.Template.Spec.Containers[0].Image != "ghcr.io/sluice-dev/podinfo:6.7.1" {
 		t.Errorf("stable image = %s", d.Spec.Template.Spec.Containers[0].Image)
 	}
-	if _, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{}); err == nil {
-		t.Error("the canary deployment is still there")
+	// The canary track traffic has just left drains for the scale-down
+	// delay, then goes.
+	if _, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{}); err != nil || st.DrainUntil == nil {
+		t.Errorf("the canary track is not draining after the promotion: %v, drainUntil %v", err, st.DrainUntil)
 	}
+	e.passUntilGone("the canary Deployment", func() error {
+		_, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{})
+		return err
+	})
 
 	// The audit trail: one commit per transition, steps in order, none on main.
 	log := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%(trailers:key=Sluice-Phase,valueonly,separator=)|%(trailers:key=Sluice-Step,valueonly,separator=)|%(trailers:key=Sluice-Weight,valueonly,separator=)", "sluice/status")

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -93,9 +92,10 @@ func TestAutoscaledWorkload(t *testing.T) {
 	e.repo.Commit(t, "approve", map[string]string{"releases/demo/canary/release.yaml": strings.ReplaceAll(approved, "NAMESPACE", e.ns)})
 	e.repo.Push(t)
 	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
-	if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the canary HPA outlived the canary: %v", err)
-	}
+	e.passUntilGone("the canary HPA", func() error {
+		_, err := cs.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{})
+		return err
+	})
 	var stable *autoscalingv2.HorizontalPodAutoscaler
 	if stable, err = cs.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(ctx, "canary", metav1.GetOptions{}); err != nil || stable.Spec.ScaleTargetRef.Name != "canary" {
 		t.Errorf("the stable HPA: %v %v", stable, err)

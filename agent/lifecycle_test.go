@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -283,9 +282,10 @@ func TestSuspendMidPauseAndRetry(t *testing.T) {
 	e.repo.Push(t)
 	e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Canary != nil && s.Phase != v1alpha1.PhaseAborted }, nil)
 	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
-	if _, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("canary track left after the retried promotion: %v", err)
-	}
+	e.passUntilGone("the canary track of the retried promotion", func() error {
+		_, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{})
+		return err
+	})
 	if image(t, e, "canary") != "ghcr.io/sluice-dev/podinfo:6.7.1" {
 		t.Errorf("stable image %s after the retried canary", image(t, e, "canary"))
 	}

@@ -195,3 +195,16 @@ func waitOK(t *testing.T, host string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// noFailures reports a story's failed requests in the summary and fails
+// the test when there are any, saying when they happened.
+func noFailures(t *testing.T, story string, recs []loadgen.Record, moments map[string]time.Time) {
+	t.Helper()
+	failed := loadgen.Failed(recs)
+	report.failures(story, failed)
+	t.Logf("%s: %d requests, %d failed", story, len(recs), failed)
+	if failed != 0 {
+		explainFailures(t, recs, moments)
+		t.Errorf("%s: %d requests failed", story, failed)
+	}
+}

@@ -77,13 +77,7 @@ func TestBlueGreenSwitch(t *testing.T) {
 	if share, n := loadgen.Share(loadgen.Between(previews, firstNew.Add(-3*time.Second), firstNew), "6.7.1"); share != 1 || n == 0 {
 		t.Errorf("while previewing, 6.7.1 answered %.2f of %d preview requests, want all", share, n)
 	}
-	failed := loadgen.Failed(recs)
-	report.failures("blue-green", failed)
-	t.Logf("%d requests through preview, switch, promotion and drain; %d failed", len(recs), failed)
-	if failed != 0 {
-		explainFailures(t, recs, map[string]time.Time{"approved": approved, "switched": switched, "promoted": promoted})
-		t.Errorf("%d requests failed across the switch", failed)
-	}
+	noFailures(t, "blue-green", recs, map[string]time.Time{"approved": approved, "switched": switched, "promoted": promoted})
 }
 
 // successRate is the canary Service's share of non-5xx answers as Traefik
@@ -185,12 +179,7 @@ func TestRevertTraffic(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("revert took %s to reach every request", took)
 	}
-	failed := loadgen.Failed(recs)
-	report.failures("revert", failed)
-	if failed != 0 {
-		explainFailures(t, recs, map[string]time.Time{"pushed": pushed})
-		t.Errorf("%d requests failed across the revert", failed)
-	}
+	noFailures(t, "revert", recs, map[string]time.Time{"pushed": pushed})
 }
 
 // TestRollingAndRecreate: what users see during each. A rolling update
@@ -235,12 +224,7 @@ func TestRollingAndRecreate(t *testing.T) {
 			}
 			switch tc.name {
 			case "rolling":
-				report.failures("rolling", failed)
-				t.Logf("rolling: %d requests, %d failed", len(recs), failed)
-				if failed != 0 {
-					explainFailures(t, recs, map[string]time.Time{"pushed": pushed})
-					t.Errorf("a rolling update failed %d requests", failed)
-				}
+				noFailures(t, "rolling", recs, map[string]time.Time{"pushed": pushed})
 			case "recreate":
 				var first, last time.Time
 				for _, r := range recs {
@@ -301,12 +285,7 @@ func TestShadowGuard(t *testing.T) {
 	if <-mirrored {
 		t.Error("a RequestMirror filter reached the route")
 	}
-	failed := loadgen.Failed(recs)
-	report.failures("shadow", failed)
-	if failed != 0 {
-		explainFailures(t, recs, nil)
-		t.Errorf("%d requests failed", failed)
-	}
+	noFailures(t, "shadow", recs, nil)
 	if share, n := loadgen.Share(recs, "6.7.0"); share != 1 || n == 0 {
 		t.Errorf("users reached the shadow version: 6.7.0 answered %.3f of %d", share, n)
 	}

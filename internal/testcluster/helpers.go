@@ -23,14 +23,21 @@ var apiextensionsCRDs = schema.GroupVersionResource{Group: "apiextensions.k8s.io
 // also when a test panics (Pdeathsig ends the components if the binary
 // dies). On failure the components' logs are kept and their folder printed.
 func Main(m *testing.M, c **Cluster) {
+	runMain(m, c, Start, "control plane", nil)
+}
+
+// runMain starts a cluster with start, runs the tests and after (if any),
+// stops the cluster and exits with the tests' code; on failure the
+// components' logs are kept.
+func runMain(m *testing.M, c **Cluster, start func(context.Context) (*Cluster, error), what string, after func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cl, err := Start(ctx)
+	cl, err := start(ctx)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testcluster: %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "testcluster: control plane up in %s (logs in %s)\n", cl.StartupTime.Round(time.Millisecond), cl.Dir)
+	fmt.Fprintf(os.Stderr, "testcluster: %s up in %s (logs in %s)\n", what, cl.StartupTime.Round(time.Millisecond), cl.Dir)
 	*c = cl
 	code := 1
 	defer func() {
@@ -42,6 +49,9 @@ func Main(m *testing.M, c **Cluster) {
 		os.Exit(code)
 	}()
 	code = m.Run()
+	if after != nil {
+		after()
+	}
 }
 
 // Namespace creates a namespace for one test, deleted when it ends.

@@ -71,28 +71,7 @@ func MainTraffic(m *testing.M, c **Cluster, after func()) {
 		}
 		os.Exit(code)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cl, err := StartTraffic(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "testcluster: %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "testcluster: traffic control plane and gateway up in %s (logs in %s)\n", cl.StartupTime.Round(time.Millisecond), cl.Dir)
-	*c = cl
-	code := 1
-	defer func() {
-		if code != 0 {
-			cl.Keep()
-			fmt.Fprintf(os.Stderr, "testcluster: component logs kept in %s\n", cl.Dir)
-		}
-		cl.Stop()
-		os.Exit(code)
-	}()
-	code = m.Run()
-	if after != nil {
-		after()
-	}
+	runMain(m, c, StartTraffic, "traffic control plane and gateway", after)
 }
 
 // honestStages writes kwok's stages with the pod-ready stage leaving Ready
