@@ -41,7 +41,7 @@ func TestBlueGreenSwitch(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	bump := s.bump("6.7.0", "6.7.1")
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePaused })
-	time.Sleep(4 * time.Second) // previewing, through the data plane
+	time.Sleep(6 * time.Second) // previewing, through the data plane
 	approved := time.Now()
 	s.approve("promote", bump)
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePromoting })
@@ -71,10 +71,10 @@ func TestBlueGreenSwitch(t *testing.T) {
 	if firstNew.IsZero() || lastOld.Sub(firstNew) > 500*time.Millisecond {
 		t.Errorf("the switch was not at once: versions mixed for %s", lastOld.Sub(firstNew))
 	}
-	if first, ok := firstFrom(previews, time.Time{}, "6.7.1"); !ok || !first.Before(firstNew.Add(-3*time.Second)) {
-		t.Errorf("the preview header did not reach the new version before the switch")
+	if first, ok := firstFrom(previews, time.Time{}, "6.7.1"); !ok || !first.Before(firstNew.Add(-time.Second)) {
+		t.Errorf("the preview header did not reach the new version before the switch (first preview answer from it at %s)", first.Format("15:04:05.000"))
 	}
-	if share, n := loadgen.Share(loadgen.Between(previews, firstNew.Add(-3*time.Second), firstNew), "6.7.1"); share != 1 || n == 0 {
+	if share, n := loadgen.Share(loadgen.Between(previews, firstNew.Add(-time.Second), firstNew), "6.7.1"); share != 1 || n == 0 {
 		t.Errorf("while previewing, 6.7.1 answered %.2f of %d preview requests, want all", share, n)
 	}
 	noFailures(t, "blue-green", recs, map[string]time.Time{"approved": approved, "switched": switched, "promoted": promoted})
