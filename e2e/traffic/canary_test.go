@@ -76,21 +76,14 @@ func (s *story) bump(from, to string) string {
 	return rev
 }
 
-const canaryRelease = `apiVersion: sluice.dev/v1alpha1
-kind: Release
-metadata: {name: app, namespace: NAMESPACE}
-spec:
-  workload: {kind: Deployment, name: app}
-  traffic: {route: app, service: app}
-  strategy:
-    scaleDownDelay: 5s
+var canaryRelease = release(`    scaleDownDelay: 5s
     canary:
       steps:
       - setWeight: 10
       - pause: {duration: 12s}
       - setWeight: 40
       - pause: {duration: 12s}
-`
+`, "")
 
 // TestCanaryTraffic: at each step the share of responses from the new
 // version matches the weight (within the 99.9% binomial bound), the first
