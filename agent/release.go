@@ -426,8 +426,8 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 		if canary.Found && canary.Status == status.FailedStatus {
 			o.Failed, o.Message = true, canary.Message
 		}
-		if st.Canary != nil && head.Route != nil {
-			if o.RouteRejected, err = a.mgr.RouteVerdict(ctx, head.Route.GetAPIVersion(), head.Route.GetKind(), ns, head.Route.GetName()); err != nil {
+		if (st.Canary != nil || st.DrainUntil != nil) && head.Route != nil {
+			if o.RouteRejected, o.RoutePending, err = a.mgr.RouteVerdict(ctx, head.Route.GetAPIVersion(), head.Route.GetKind(), ns, head.Route.GetName()); err != nil {
 				return o, err
 			}
 		}

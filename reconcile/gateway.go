@@ -83,17 +83,20 @@ func supportedFeatures(gc *unstructured.Unstructured) (map[string]bool, bool) {
 
 // RouteVerdict reads the live route's status: for the current generation,
 // a parent whose Accepted or ResolvedRefs condition is False is a
-// rejection, returned as "<condition> <reason>: <message> (parent)". ""
-// when the route is accepted, not found, or not looked at yet.
-func (m *Manager) RouteVerdict(ctx context.Context, apiVersion, kind, namespace, name string) (string, error) {
+// rejection, returned as "<condition> <reason>: <message> (parent)" (""
+// when the route is accepted, not found, or not looked at yet). pending
+// is true while some parent's Accepted condition is about an older
+// generation: the implementation has not taken the route as last written.
+// A route with no status (no implementation reports one) is not pending.
+func (m *Manager) RouteVerdict(ctx context.Context, apiVersion, kind, namespace, name string) (verdict string, pending bool, err error) {
 	live := &unstructured.Unstructured{}
 	live.SetAPIVersion(apiVersion)
 	live.SetKind(kind)
 	if err := m.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, live); err != nil {
 		if apierrors.IsNotFound(err) {
-			return "", nil
+			return "", false, nil
 		}
-		return "", err
+		return "", false, err
 	}
 	parents, _, _ := unstructured.NestedSlice(live.Object, "status", "parents")
 	for _, p := range parents {
@@ -103,14 +106,15 @@ func (m *Manager) RouteVerdict(ctx context.Context, apiVersion, kind, namespace,
 		for _, c := range conds {
 			cm, _ := c.(map[string]any)
 			typ, _ := cm["type"].(string)
-			if (typ != "Accepted" && typ != "ResolvedRefs") || cm["status"] != "False" {
-				continue
-			}
-			if g, ok := cm["observedGeneration"].(int64); ok && g != live.GetGeneration() {
+			g, hasGen := cm["observedGeneration"].(int64)
+			if hasGen && g != live.GetGeneration() {
+				pending = pending || typ == "Accepted"
 				continue // about an older version of the route
 			}
-			return fmt.Sprintf("%s=False %v: %v (parent %v/%v)", typ, cm["reason"], cm["message"], ref["namespace"], ref["name"]), nil
+			if (typ == "Accepted" || typ == "ResolvedRefs") && cm["status"] == "False" && verdict == "" {
+				verdict = fmt.Sprintf("%s=False %v: %v (parent %v/%v)", typ, cm["reason"], cm["message"], ref["namespace"], ref["name"])
+			}
 		}
 	}
-	return "", nil
+	return verdict, pending, nil
 }

@@ -311,3 +311,27 @@ func TestRejectedRouteHoldsTheCanary(t *testing.T) {
 		t.Fatalf("the canary did not go on once the route was accepted: %+v", p.Status)
 	}
 }
+
+// A drain past its time goes on while the Gateway has not taken the route
+// that left the track (its status is about an older generation), for at
+// most MaxDrainWait.
+func TestDrainWaitsForTheGatewayToTakeTheRoute(t *testing.T) {
+	r := release(t, canarySteps+"\n    scaleDownDelay: 10s", "  abort: {revision: 2222222}\n")
+	in := input(r, inflight(3, 5, v1alpha1.PhaseProgressing, 0), 0)
+	p := Next(in)
+	if !p.Drain {
+		t.Fatalf("abort did not drain: %+v", p)
+	}
+	in.Status, in.Now, in.Observed.RoutePending = p.Status, t0.Add(11*time.Second), true
+	if p := Next(in); !p.Drain || !p.WakeAt.Equal(t0.Add(12*time.Second)) {
+		t.Fatalf("the drain ended before the Gateway took the route: %+v", p)
+	}
+	in.Now = t0.Add(10*time.Second + MaxDrainWait)
+	if p := Next(in); p.Drain {
+		t.Fatalf("a Gateway that never takes the route kept the track past MaxDrainWait: %+v", p)
+	}
+	in.Now, in.Observed.RoutePending = t0.Add(11*time.Second), false
+	if p := Next(in); p.Drain {
+		t.Fatalf("the drain went on with the route taken: %+v", p)
+	}
+}

@@ -116,7 +116,7 @@ func (d *decision) finish() {
 	if d.p.Commit {
 		st.ObservedRevision = d.in.HeadRevision
 	}
-	if d.p.Drain && (d.p.WakeAt.IsZero() || st.DrainUntil.Before(d.p.WakeAt)) {
+	if d.p.Drain && st.DrainUntil.After(d.in.Now) && (d.p.WakeAt.IsZero() || st.DrainUntil.Before(d.p.WakeAt)) {
 		d.p.WakeAt = *st.DrainUntil
 	}
 	d.shape()
@@ -323,6 +323,12 @@ func (d *decision) draining() {
 	}
 	if d.in.Now.Before(*st.DrainUntil) {
 		d.p.Drain = true
+		return
+	}
+	if d.in.Observed.RoutePending && d.in.Now.Before(st.DrainUntil.Add(MaxDrainWait)) {
+		// The Gateway has not taken the route that left the track yet.
+		d.p.Drain = true
+		d.p.WakeAt = d.in.Now.Add(readyRecheck)
 		return
 	}
 	st.DrainUntil = nil

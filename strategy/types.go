@@ -42,7 +42,16 @@ type Observed struct {
 	// as sluice last wrote it (Accepted or ResolvedRefs False): a canary
 	// does not advance until it clears.
 	RouteRejected string
+	// RoutePending: the Gateway has not yet taken the route as last
+	// written (its status is about an older generation). A drain does not
+	// end before it has, for at most MaxDrainWait past its time.
+	RoutePending bool
 }
+
+// MaxDrainWait bounds how long a drain waits, past its time, for the
+// Gateway to take the route: an implementation that stopped writing status
+// must not keep a track up forever.
+const MaxDrainWait = 2 * time.Minute
 
 // Outcome of one measurement of a check.
 type Outcome string
