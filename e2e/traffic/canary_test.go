@@ -92,7 +92,7 @@ var canaryRelease = release(`    scaleDownDelay: 5s
 func TestCanaryTraffic(t *testing.T) {
 	s := newStory(t, appFiles(canaryRelease))
 	s.waitStatus(s.ns+"/app", 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	g, stop := s.load(100)
+	stop := s.load(100)
 	time.Sleep(3 * time.Second) // the route is served
 	s.bump("6.7.0", "6.7.1")
 
@@ -108,7 +108,6 @@ func TestCanaryTraffic(t *testing.T) {
 	time.Sleep(8 * time.Second) // past the drain of the canary track, and the data plane's lag
 	tEnd := time.Now()
 	recs := stop()
-	_ = g
 
 	settle := 3 * time.Second // Traefik applies changes at most every 2 s
 	for _, step := range []struct {

@@ -104,7 +104,7 @@ func (s *story) waitStatus(release string, timeout time.Duration, cond func(v1al
 // It starts once the Gateway answers for the host (the installed version's
 // endpoints can reach the data plane seconds after the Deployment is
 // Available: that is the install, not what the story measures).
-func (s *story) load(rate float64, profiles ...loadgen.Profile) (*loadgen.Gen, func() []loadgen.Record) {
+func (s *story) load(rate float64, profiles ...loadgen.Profile) func() []loadgen.Record {
 	waitOK(s.t, s.host)
 	g := loadgen.New(loadgen.Config{URL: cluster.Gateway.URL + "/", Host: s.host, Rate: rate, Profiles: profiles})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,7 +120,7 @@ func (s *story) load(rate float64, profiles ...loadgen.Profile) (*loadgen.Gen, f
 		return g.Records()
 	}
 	s.t.Cleanup(func() { stop() })
-	return g, stop
+	return stop
 }
 
 // firstFrom is the first record at or after t answered by version.

@@ -37,7 +37,7 @@ func TestBlueGreenSwitch(t *testing.T) {
 	id := s.ns + "/app"
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
 	preview := loadgen.Profile{Name: "preview", Share: 0.1, Headers: map[string]string{"X-Preview": "true"}}
-	_, stop := s.load(100, preview)
+	stop := s.load(100, preview)
 	time.Sleep(3 * time.Second)
 	bump := s.bump("6.7.0", "6.7.1")
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePaused })
@@ -111,7 +111,7 @@ func TestBadVersionIsAborted(t *testing.T) {
 	s.env["6.6.6"] = `[{name: ERROR_RATE, value: "0.5"}]`
 	id := s.ns + "/app"
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	_, stop := s.load(50)
+	stop := s.load(50)
 	time.Sleep(3 * time.Second)
 	s.bump("6.7.0", "6.6.6")
 	st := s.waitStatus(id, 120*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseAborted })
@@ -152,7 +152,7 @@ func TestRevertTraffic(t *testing.T) {
 `, "")))
 	id := s.ns + "/app"
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	_, stop := s.load(100)
+	stop := s.load(100)
 	time.Sleep(3 * time.Second)
 	bump := s.bump("6.7.0", "6.7.1")
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhasePaused && st.Weight == 40 })
@@ -208,7 +208,7 @@ func TestRollingAndRecreate(t *testing.T) {
 			s := newStory(t, files)
 			id := s.ns + "/app"
 			s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-			_, stop := s.load(100)
+			stop := s.load(100)
 			time.Sleep(2 * time.Second)
 			pushed := time.Now()
 			rev := s.bump("6.7.0", "6.7.1")
@@ -257,7 +257,7 @@ func TestShadowGuard(t *testing.T) {
 `, "")))
 	id := s.ns + "/app"
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	_, stop := s.load(50)
+	stop := s.load(50)
 	mirrored := make(chan bool, 1)
 	done := make(chan struct{})
 	go func() {

@@ -140,17 +140,6 @@ func (g *Gen) Records() []Record {
 	return out
 }
 
-// Since returns the records sent at or after t.
-func (g *Gen) Since(t time.Time) []Record {
-	var out []Record
-	for _, r := range g.Records() {
-		if !r.At.Before(t) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // Between returns the records sent in [from, to).
 func Between(recs []Record, from, to time.Time) []Record {
 	var out []Record

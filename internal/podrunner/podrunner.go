@@ -27,7 +27,6 @@ package podrunner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -61,8 +60,6 @@ type Runner struct {
 
 	mu   sync.Mutex
 	pods map[types.UID]*pod
-	// Served counts the requests answered, by version.
-	served sync.Map // version -> *atomic.Int64
 }
 
 // pod is one pod's servers.
@@ -114,14 +111,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		delete(r.pods, uid)
 	}
 	return nil
-}
-
-// Served returns how many requests the pods of version answered.
-func (r *Runner) Served(version string) int64 {
-	if v, ok := r.served.Load(version); ok {
-		return v.(*atomic.Int64).Load()
-	}
-	return 0
 }
 
 // sync starts a running pod's servers, or stops a pod that is going.
@@ -318,8 +307,6 @@ func (r *Runner) handler(b *behaviour) http.Handler {
 				return
 			}
 		}
-		v, _ := r.served.LoadOrStore(b.version, new(atomic.Int64))
-		v.(*atomic.Int64).Add(1)
 		w.Header().Set(VersionHeader, b.version)
 		w.Header().Set(PodHeader, b.pod)
 		code := http.StatusOK
@@ -330,6 +317,3 @@ func (r *Runner) handler(b *behaviour) http.Handler {
 		fmt.Fprintf(w, "version=%s pod=%s code=%d\n", b.version, b.pod, code)
 	})
 }
-
-// ErrNotInNamespace is returned by tests that need pod IPs routed here.
-var ErrNotInNamespace = errors.New("pod IPs are not routable here: run inside the traffic network namespace (internal/netns)")

@@ -180,14 +180,7 @@ func ApplyYAML(ctx context.Context, cfg *rest.Config, data []byte) error {
 				if err != nil {
 					return false, nil
 				}
-				conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-				for _, c := range conds {
-					cm, _ := c.(map[string]any)
-					if cm["type"] == "Established" && cm["status"] == "True" {
-						return true, nil
-					}
-				}
-				return false, nil
+				return conditionTrue(u, "Established"), nil
 			}, "CRD "+name+" Established"); err != nil {
 				return err
 			}
@@ -220,4 +213,16 @@ func DecodeYAML(data []byte) ([]*unstructured.Unstructured, error) {
 		}
 		out = append(out, &unstructured.Unstructured{Object: m})
 	}
+}
+
+// conditionTrue says whether the object's status has condition typ True.
+func conditionTrue(u *unstructured.Unstructured, typ string) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		cm, _ := c.(map[string]any)
+		if cm["type"] == typ && cm["status"] == "True" {
+			return true
+		}
+	}
+	return false
 }

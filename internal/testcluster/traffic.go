@@ -14,7 +14,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -189,14 +188,7 @@ spec:
 		if err != nil {
 			return false, nil
 		}
-		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-		for _, cond := range conds {
-			m, _ := cond.(map[string]any)
-			if m["type"] == "Programmed" && m["status"] == "True" {
-				return true, nil
-			}
-		}
-		return false, nil
+		return conditionTrue(u, "Programmed"), nil
 	}, "Gateway "+GatewayNamespace+"/"+GatewayName+" Programmed by Traefik"); err != nil {
 		return err
 	}
