@@ -418,7 +418,7 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 		o.StableReady = stable.Status == status.CurrentStatus
 	}
 	if r.Spec.Strategy.Routed() {
-		canary, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, strategy.CanaryName(name))
+		canary, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, v1alpha1.CanaryName(name))
 		if err != nil {
 			return o, err
 		}

@@ -2,19 +2,15 @@ package render
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/routes"
 )
-
-// GatewayGroup is the Gateway API's group.
-const GatewayGroup = "gateway.networking.k8s.io"
-
-// maxRouteRules is the Gateway API's limit on an HTTPRoute's rules.
-const maxRouteRules = 16
 
 // Find returns the object of kind and name in objs, matching group when it
 // is not "*" and treating an empty namespace as ns.
@@ -34,10 +30,10 @@ func Find(objs []*unstructured.Unstructured, group, kind, ns, name string) *unst
 	return nil
 }
 
-func namesOf(objs []*unstructured.Unstructured, kind string) string {
+func namesOf(objs []*unstructured.Unstructured, kinds ...string) string {
 	var names []string
 	for _, o := range objs {
-		if o.GetKind() == kind {
+		if slices.Contains(kinds, o.GetKind()) {
 			names = append(names, o.GetName())
 		}
 	}
@@ -63,10 +59,13 @@ func locate(p *v1alpha1.Parsed, res *Result) error {
 	}
 	if t := spec.Traffic; t != nil {
 		if t.Route != "" {
-			res.Route = Find(res.Objects, GatewayGroup, "HTTPRoute", ns, t.Route)
-			if res.Route == nil {
-				errs = append(errs, p.Errorf("spec.traffic.route", "HTTPRoute %q is not in the render of %s (found: %s)",
-					t.Route, src, namesOf(res.Objects, "HTTPRoute")))
+			var err error
+			res.Route, err = findRoute(res.Objects, ns, t.Route)
+			if err != nil {
+				errs = append(errs, p.Errorf("spec.traffic.route", "%v", err))
+			} else if res.Route == nil {
+				errs = append(errs, p.Errorf("spec.traffic.route", "no HTTPRoute or GRPCRoute %q in the render of %s (found: %s)",
+					t.Route, src, namesOf(res.Objects, routes.Kinds...)))
 			}
 		}
 		if t.Service != "" {
@@ -76,21 +75,8 @@ func locate(p *v1alpha1.Parsed, res *Result) error {
 					t.Service, src, namesOf(res.Objects, "Service")))
 			}
 		}
-		if res.Route != nil {
-			if err := RouteShape(res.Route); err != nil {
-				errs = append(errs, p.Errorf("spec.traffic.route", "HTTPRoute %q: %v", t.Route, err))
-			}
-		}
 		if res.Route != nil && res.Service != nil {
-			n := ServiceRules(res.Route, t.Service)
-			if n == 0 {
-				errs = append(errs, p.Errorf("spec.traffic.service", "HTTPRoute %q has no backendRef to Service %q", t.Route, t.Service))
-			}
-			rules, _, _ := unstructured.NestedSlice(res.Route.Object, "spec", "rules")
-			if extra := headerRoutes(spec.Strategy.Steps()) * n; len(rules)+extra > maxRouteRules {
-				errs = append(errs, p.Errorf("spec.traffic.route", "HTTPRoute %q has %d rules and the header routes add %d; the Gateway API allows %d",
-					t.Route, len(rules), extra, maxRouteRules))
-			}
+			errs = append(errs, checkRoute(p, res.Route)...)
 		}
 	}
 	if len(errs) > 0 {
@@ -122,84 +108,3 @@ func autoscalerOf(objs []*unstructured.Unstructured, w *unstructured.Unstructure
 	return nil
 }
 
-// RouteShape checks the parts of an HTTPRoute sluice reads and rewrites
-// have the Gateway API's shapes (the API server checks the rest when the
-// route is applied): spec.rules a list of objects, each rule's matches,
-// backendRefs and filters lists of objects.
-func RouteShape(route *unstructured.Unstructured) error {
-	spec, ok := route.Object["spec"].(map[string]any)
-	if !ok {
-		return fmt.Errorf("spec: want an object")
-	}
-	raw, found := spec["rules"]
-	if !found {
-		return nil
-	}
-	rules, ok := raw.([]any)
-	if !ok {
-		return fmt.Errorf("spec.rules: want a list, got %T", raw)
-	}
-	for i, r := range rules {
-		rule, ok := r.(map[string]any)
-		if !ok {
-			return fmt.Errorf("spec.rules[%d]: want an object, got %T", i, r)
-		}
-		for _, field := range []string{"matches", "backendRefs", "filters"} {
-			v, found := rule[field]
-			if !found || v == nil {
-				continue
-			}
-			list, ok := v.([]any)
-			if !ok {
-				return fmt.Errorf("spec.rules[%d].%s: want a list, got %T", i, field, v)
-			}
-			for j, x := range list {
-				if _, ok := x.(map[string]any); !ok {
-					return fmt.Errorf("spec.rules[%d].%s[%d]: want an object, got %T %v", i, field, j, x, x)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// headerRoutes counts the distinct header routes the steps set.
-func headerRoutes(steps []v1alpha1.Step) int {
-	names := map[string]bool{}
-	for _, s := range steps {
-		if s.SetHeaderRoute != nil {
-			names[s.SetHeaderRoute.Name] = true
-		}
-	}
-	return len(names)
-}
-
-// ServiceRules counts the route's rules with a backendRef to the Service
-// named service.
-func ServiceRules(route *unstructured.Unstructured, service string) int {
-	rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
-	n := 0
-	for _, r := range rules {
-		rule, _ := r.(map[string]any)
-		refs, _, _ := unstructured.NestedSlice(rule, "backendRefs")
-		for _, ref := range refs {
-			if IsServiceRef(ref, service) {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
-// IsServiceRef reports whether a backendRef names the core Service service.
-func IsServiceRef(ref any, service string) bool {
-	m, ok := ref.(map[string]any)
-	if !ok {
-		return false
-	}
-	name, _ := m["name"].(string)
-	kind, _ := m["kind"].(string)
-	group, _ := m["group"].(string)
-	return name == service && (kind == "" || kind == "Service") && group == ""
-}

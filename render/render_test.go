@@ -198,7 +198,7 @@ func TestRefused(t *testing.T) {
 		}, `releases/shop/app/release.yaml:5: spec.workload.name: Deployment "app" is not in the render of releases/shop/app (found: none)`},
 		{"missing route", map[string]string{
 			"releases/shop/app/kustomization.yaml": "resources: [deployment.yaml, service.yaml]\n",
-		}, `releases/shop/app/release.yaml:6: spec.traffic.route: HTTPRoute "app" is not in the render of releases/shop/app (found: none)`},
+		}, `releases/shop/app/release.yaml:6: spec.traffic.route: no HTTPRoute or GRPCRoute "app" in the render of releases/shop/app (found: none)`},
 		{"missing service", map[string]string{
 			"releases/shop/app/kustomization.yaml": "resources: [deployment.yaml, route.yaml]\n",
 		}, `releases/shop/app/release.yaml:6: spec.traffic.service: Service "app" is not in the render of releases/shop/app`},
@@ -207,13 +207,29 @@ func TestRefused(t *testing.T) {
 		}, `spec.traffic.service: HTTPRoute "app" has no backendRef to Service "app"`},
 		{"route match not an object", map[string]string{
 			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs:", "  - matches: [\"x\"]\n    backendRefs:", 1),
-		}, `spec.traffic.route: HTTPRoute "app": spec.rules[0].matches[0]: want an object, got string x`},
+		}, `spec.traffic.route: HTTPRoute "app": spec.rules.matches: want an object, got string`},
 		{"route filters not a list", map[string]string{
 			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs:", "  - filters: {type: RequestMirror}\n    backendRefs:", 1),
-		}, `spec.rules[0].filters: want a list`},
+		}, `spec.rules.filters: want a list, got object`},
 		{"route rule not an object", map[string]string{
 			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs: [{name: app, port: 80}]", "  - 42", 1),
-		}, `spec.rules[0]: want an object`},
+		}, `spec.rules: want an object, got number`},
+		{"route field unknown to the Gateway API types", map[string]string{
+			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs:", "  - retryBudget: 3\n    backendRefs:", 1),
+		}, `spec.traffic.route: HTTPRoute "app": unknown field "spec.rules[0].retryBudget"`},
+		{"service in another namespace", map[string]string{
+			"releases/shop/app/route.yaml": strings.Replace(route, "{name: app, port: 80}", "{name: app, namespace: other, port: 80}", 1),
+		}, `spec.traffic.service: HTTPRoute "app" has no backendRef to Service "app" in namespace shop`},
+		{"header route on a header the route matches", map[string]string{
+			"releases/shop/app/release.yaml": strings.Replace(release, "      - setWeight: 10\n",
+				"      - setHeaderRoute: {name: beta, match: {headers: [{name: x-beta, value: \"1\"}]}}\n      - setWeight: 10\n", 1),
+			"releases/shop/app/route.yaml": strings.Replace(route, "  - backendRefs:", "  - matches: [{headers: [{name: X-Beta, value: \"0\"}]}]\n    backendRefs:", 1),
+		}, `spec.traffic.route: HTTPRoute "app" after step 1 of 2 (setHeaderRoute): spec.rules[0].matches[0].headers: "X-Beta" and "x-beta" are the same header`},
+		{"header routes past 16 rules", map[string]string{
+			"releases/shop/app/release.yaml": strings.Replace(release, "      - setWeight: 10\n",
+				"      - setHeaderRoute: {name: beta, match: {headers: [{name: x-beta, value: \"1\"}]}}\n      - setWeight: 10\n", 1),
+			"releases/shop/app/route.yaml": route + strings.Repeat("  - backendRefs: [{name: app, port: 80}]\n", 8),
+		}, `after step 1 of 2 (setHeaderRoute): spec.rules: 18 rules; the Gateway API allows 16`},
 		{"no kustomization", map[string]string{
 			"releases/shop/app/kustomization.yaml": "",
 		}, `spec.source.path: releases/shop/app holds no kustomization.yaml`},

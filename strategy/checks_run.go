@@ -41,10 +41,10 @@ type CheckContext struct {
 // NewCheckContext fills the context for a release and its status.
 func NewCheckContext(r *v1alpha1.Release, st *v1alpha1.ReleaseStatus) CheckContext {
 	cc := CheckContext{Release: r.ID(), Namespace: r.Metadata.Namespace, Step: st.Step,
-		Stable: Target{Workload: r.Spec.Workload.Name}, Canary: Target{Workload: CanaryName(r.Spec.Workload.Name)}}
+		Stable: Target{Workload: r.Spec.Workload.Name}, Canary: Target{Workload: v1alpha1.CanaryName(r.Spec.Workload.Name)}}
 	if r.Spec.Traffic != nil {
 		cc.Stable.Service = r.Spec.Traffic.Service
-		cc.Canary.Service = CanaryName(r.Spec.Traffic.Service)
+		cc.Canary.Service = v1alpha1.CanaryName(r.Spec.Traffic.Service)
 	}
 	if st.Canary != nil {
 		cc.Revision = st.Canary.Revision

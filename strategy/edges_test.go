@@ -232,7 +232,7 @@ spec:
     - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: "1"}]}}
     - {type: RequestMirror, requestMirror: {backendRef: {name: app-canary, port: 80}, percent: 10}}
 `)
-	out, err := TransformRoute(route, "app", RouteState{Canary: true, Weight: 10, HeaderRoutes: []v1alpha1.HeaderRoute{{Name: "q", Match: v1alpha1.RouteMatch{QueryParams: []v1alpha1.HeaderMatch{{Name: "canary", Value: "1"}}}}}})
+	out, err := TransformRoute(route, "shop", "app", RouteState{Canary: true, Weight: 10, HeaderRoutes: []v1alpha1.HeaderRoute{{Name: "q", Match: v1alpha1.RouteMatch{QueryParams: []v1alpha1.HeaderMatch{{Name: "canary", Value: "1"}}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

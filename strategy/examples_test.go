@@ -82,7 +82,7 @@ func TestExamplesOnTheAPIServer(t *testing.T) {
 				d := &decision{in: Input{Spec: p.Release, Replicas: 3}, spec: spec, steps: steps}
 				d.p.Status = st
 				rs := d.route()
-				route, err := TransformRoute(res.Route, spec.Traffic.Service, rs)
+				route, err := TransformRoute(res.Route, p.Release.Metadata.Namespace, spec.Traffic.Service, rs)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -82,12 +82,12 @@ func Objects(r *v1alpha1.Release, head, stable *render.Result, plan Plan, headDi
 		}
 	}
 	if spec.Strategy.Routed() && head.Route != nil {
-		route, err := TransformRoute(head.Route, spec.Traffic.Service, plan.Route)
+		route, err := TransformRoute(head.Route, r.Metadata.Namespace, spec.Traffic.Service, plan.Route)
 		if err != nil {
 			return nil, err
 		}
 		for i, o := range objs {
-			if o.GetKind() == "HTTPRoute" && o.GetName() == spec.Traffic.Route {
+			if o.GetKind() == route.GetKind() && o.GetName() == spec.Traffic.Route {
 				objs[i] = route
 			}
 		}

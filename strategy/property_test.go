@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
-	"github.com/sluice-dev/sluice/render"
 )
 
 // walkSpecs are the strategies the walks drive; %d in the manual one is
@@ -190,7 +189,7 @@ func checkDecision(in Input, p Plan, due []string, trueStart time.Time, passed m
 	}
 	// Weights in range and summing to 100 per rule.
 	if spec.Strategy.Routed() {
-		out, err := TransformRoute(route, "app", p.Route)
+		out, err := TransformRoute(route, "shop", "app", p.Route)
 		if err != nil {
 			return err
 		}
@@ -201,7 +200,7 @@ func checkDecision(in Input, p Plan, due []string, trueStart time.Time, passed m
 			for _, ref := range refs {
 				m := ref.(map[string]any)
 				w, ok := m["weight"].(int64)
-				if render.IsServiceRef(ref, "app") || m["name"] == "app-canary" {
+				if m["name"] == "app" || m["name"] == "app-canary" {
 					split = split || ok
 					if w < 0 || w > 100 {
 						return fmt.Errorf("weight %d", w)

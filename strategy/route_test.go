@@ -156,7 +156,7 @@ func TestTransformRoute(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := routeObj(t, userRoute)
 			before := rules(t, in)
-			out, err := TransformRoute(in, "app", tt.st)
+			out, err := TransformRoute(in, "shop", "app", tt.st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,13 +166,13 @@ func TestTransformRoute(t *testing.T) {
 			if rules(t, in) != before {
 				t.Error("the input route was changed")
 			}
-			again, _ := TransformRoute(in, "app", tt.st)
+			again, _ := TransformRoute(in, "shop", "app", tt.st)
 			if rules(t, again) != rules(t, out) {
 				t.Error("not idempotent")
 			}
 		})
 	}
-	if _, err := TransformRoute(routeObj(t, userRoute), "app", RouteState{Canary: true, Weight: 101}); err == nil {
+	if _, err := TransformRoute(routeObj(t, userRoute), "shop", "app", RouteState{Canary: true, Weight: 101}); err == nil {
 		t.Error("weight 101 accepted")
 	}
 }
@@ -186,7 +186,7 @@ func TestTransformRouteMalformed(t *testing.T) {
 		"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: app}\nspec: []\n",
 	} {
 		st := RouteState{Canary: true, Weight: 10, MirrorPercent: 5, HeaderRoutes: []v1alpha1.HeaderRoute{{Name: "ff", Match: v1alpha1.RouteMatch{Headers: []v1alpha1.HeaderMatch{{Name: "a", Value: "b"}}}}}}
-		if _, err := TransformRoute(routeObj(t, y), "app", st); err == nil {
+		if _, err := TransformRoute(routeObj(t, y), "shop", "app", st); err == nil {
 			t.Errorf("no error for\n%s", y)
 		}
 	}

@@ -2,36 +2,17 @@ package strategy
 
 import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/routes"
 )
 
 // route derives the traffic shape from persisted fields only: the weight
 // in status and the header routes and mirror of the steps already done.
 func (d *decision) route() RouteState {
 	st := d.st()
-	rs := RouteState{Canary: true, Weight: st.Weight}
 	if st.Phase == v1alpha1.PhasePromoting {
-		rs.Weight = 100
-		return rs
+		return RouteState{Canary: true, Weight: 100}
 	}
-	done := d.steps
-	if int(st.Step) < len(done) {
-		done = done[:st.Step]
-	}
-	index := map[string]int{}
-	for _, s := range done {
-		switch {
-		case s.SetHeaderRoute != nil:
-			if i, ok := index[s.SetHeaderRoute.Name]; ok {
-				rs.HeaderRoutes[i] = *s.SetHeaderRoute
-			} else {
-				index[s.SetHeaderRoute.Name] = len(rs.HeaderRoutes)
-				rs.HeaderRoutes = append(rs.HeaderRoutes, *s.SetHeaderRoute)
-			}
-		case s.SetMirror != nil:
-			rs.MirrorPercent = s.SetMirror.Percent
-		}
-	}
-	return rs
+	return routes.StateAt(d.steps, int(st.Step), st.Weight)
 }
 
 // canaryReplicas follows the last setCanaryScale done, else the workload's

@@ -19,9 +19,6 @@ const (
 	TrackCanary = "canary"
 )
 
-// CanaryName is the name of a canary copy of an object.
-func CanaryName(name string) string { return name + "-canary" }
-
 // addTrack sets the track label at path (a string map) of obj.
 func addTrack(obj *unstructured.Unstructured, track string, path ...string) error {
 	m, _, err := unstructured.NestedStringMap(obj.Object, path...)
@@ -75,7 +72,7 @@ func isWorkload(o *unstructured.Unstructured, spec *v1alpha1.ReleaseSpec) bool {
 // references rewritten; and <service>-canary selecting the canary pods.
 func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32) ([]*unstructured.Unstructured, error) {
 	w := head.Workload.DeepCopy()
-	w.SetName(CanaryName(w.GetName()))
+	w.SetName(v1alpha1.CanaryName(w.GetName()))
 	stripServerFields(w)
 	if err := labelWorkload(w, TrackCanary); err != nil {
 		return nil, err
@@ -87,8 +84,8 @@ func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32
 	var out []*unstructured.Unstructured
 	for _, cfg := range head.Config {
 		c := cfg.DeepCopy()
-		renames[c.GetKind()][c.GetName()] = CanaryName(c.GetName())
-		c.SetName(CanaryName(c.GetName()))
+		renames[c.GetKind()][c.GetName()] = v1alpha1.CanaryName(c.GetName())
+		c.SetName(v1alpha1.CanaryName(c.GetName()))
 		stripServerFields(c)
 		out = append(out, c)
 	}
@@ -100,7 +97,7 @@ func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32
 	out = append([]*unstructured.Unstructured{w}, out...)
 	if head.Service != nil {
 		svc := head.Service.DeepCopy()
-		svc.SetName(CanaryName(svc.GetName()))
+		svc.SetName(v1alpha1.CanaryName(svc.GetName()))
 		stripServerFields(svc)
 		for _, f := range []string{"clusterIP", "clusterIPs", "nodePort"} {
 			unstructured.RemoveNestedField(svc.Object, "spec", f)
@@ -139,10 +136,10 @@ func rewriteConfigRefs(podSpec map[string]any, cms, secrets map[string]string) {
 // original maximum and that size. It lives as long as the canary track.
 func CanaryAutoscaler(hpa *unstructured.Unstructured, replicas int32) (*unstructured.Unstructured, error) {
 	c := hpa.DeepCopy()
-	c.SetName(CanaryName(c.GetName()))
+	c.SetName(v1alpha1.CanaryName(c.GetName()))
 	stripServerFields(c)
 	target, _, _ := unstructured.NestedString(c.Object, "spec", "scaleTargetRef", "name")
-	if err := unstructured.SetNestedField(c.Object, CanaryName(target), "spec", "scaleTargetRef", "name"); err != nil {
+	if err := unstructured.SetNestedField(c.Object, v1alpha1.CanaryName(target), "spec", "scaleTargetRef", "name"); err != nil {
 		return nil, err
 	}
 	replicas = max(replicas, 1)

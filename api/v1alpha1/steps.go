@@ -172,3 +172,8 @@ func (s *ReleaseSpec) CheckByName(name string) *Check {
 	}
 	return nil
 }
+
+// CanaryName is the name of the canary copy of a release's object: the
+// canary Deployment of its workload, the canary Service its route sends
+// the canary's share to.
+func CanaryName(name string) string { return name + "-canary" }

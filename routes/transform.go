@@ -1,0 +1,318 @@
+package routes
+
+import (
+	"fmt"
+	"math"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// State is the traffic shape sluice gives a route.
+type State struct {
+	// Canary is true while a canary track exists; without it the route is
+	// applied as written.
+	Canary bool
+	// Weight is the canary's share, in percent, of the rolled-out
+	// Service's share of every rule naming it.
+	Weight int32
+	// HeaderRoutes send matching requests to the canary, in step order.
+	HeaderRoutes []v1alpha1.HeaderRoute
+	// MirrorPercent of the requests is copied to the canary.
+	MirrorPercent int32
+}
+
+// Target names what the transform splits: the Service the route's rules
+// name, in the route's namespace, and the canary Service beside it.
+type Target struct {
+	Namespace string
+	Service   string
+	Canary    string
+}
+
+// maxWeight is the Gateway API's largest backendRef weight.
+const maxWeight = 1_000_000
+
+// Transform returns a copy of the route with the state applied to every
+// rule with a backendRef to the target Service:
+//
+//   - the Service's share of the rule is split between it (100-w percent)
+//     and the canary (w percent); the rule's other backends keep their
+//     shares, and the canary's reference keeps the Service's port and
+//     filters;
+//   - before the rule, one rule per header route, matching the rule's own
+//     matches plus the route's headers or query parameters (named
+//     <rule>-<header route> when the rule has a name);
+//   - a RequestMirror filter to the canary at MirrorPercent.
+//
+// Rules that do not name the Service are copied through untouched. A
+// result that would break a Gateway API limit is an error (see Limits), so
+// nothing the API server refuses is ever applied.
+func Transform(u *unstructured.Unstructured, t Target, st State) (*unstructured.Unstructured, error) {
+	out, err := transform(u, t, st)
+	if err != nil || !st.Canary {
+		return out, err
+	}
+	result, err := Decode(out)
+	if err != nil {
+		return nil, err
+	}
+	if errs := Limits(result); len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// transform is Transform without the check of the Gateway API's limits.
+func transform(u *unstructured.Unstructured, t Target, st State) (*unstructured.Unstructured, error) {
+	out := u.DeepCopy()
+	if !st.Canary {
+		return out, nil
+	}
+	if st.Weight < 0 || st.Weight > 100 || st.MirrorPercent < 0 || st.MirrorPercent > 100 {
+		return nil, fmt.Errorf("weight %d or mirror %d out of 0..100", st.Weight, st.MirrorPercent)
+	}
+	r, err := Decode(u)
+	if err != nil {
+		return nil, err
+	}
+	raw, found, _ := unstructured.NestedSlice(u.Object, "spec", "rules")
+	if !found {
+		return out, nil // no rules, nothing to split: kept absent, not null
+	}
+	var rules []any
+	if r.HTTP != nil {
+		rules, err = transformHTTP(r.HTTP.Spec.Rules, raw, t, st)
+	} else {
+		rules, err = transformGRPC(r.GRPC.Spec.Rules, raw, t, st)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedSlice(out.Object, rules, "spec", "rules"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func transformHTTP(rules []gwv1.HTTPRouteRule, raw []any, t Target, st State) ([]any, error) {
+	var out []any
+	for i, rule := range rules {
+		refs := make([]gwv1.BackendRef, len(rule.BackendRefs))
+		for j, b := range rule.BackendRefs {
+			refs[j] = b.BackendRef
+		}
+		if !namesService(refs, t.Namespace, t.Service) {
+			out = append(out, raw[i])
+			continue
+		}
+		mirror, err := mirrorOf(refs, t, st.MirrorPercent)
+		if err != nil {
+			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
+		}
+		for _, hr := range st.HeaderRoutes {
+			h := rule.DeepCopy()
+			h.Name = suffixed(rule.Name, hr.Name)
+			if h.Matches, err = httpMatches(rule.Matches, hr.Match); err != nil {
+				return nil, fmt.Errorf("spec.rules[%d]: header route %s: %w", i, hr.Name, err)
+			}
+			h.BackendRefs = splitHTTP(rule.BackendRefs, refs, t, headerWeight(hr))
+			h.Filters = httpFilters(rule.Filters, t, nil, 0)
+			out = append(out, toMap(h))
+		}
+		m := rule.DeepCopy()
+		m.BackendRefs = splitHTTP(rule.BackendRefs, refs, t, st.Weight)
+		m.Filters = httpFilters(rule.Filters, t, mirror, st.MirrorPercent)
+		out = append(out, toMap(m))
+	}
+	return out, nil
+}
+
+func transformGRPC(rules []gwv1.GRPCRouteRule, raw []any, t Target, st State) ([]any, error) {
+	var out []any
+	for i, rule := range rules {
+		refs := make([]gwv1.BackendRef, len(rule.BackendRefs))
+		for j, b := range rule.BackendRefs {
+			refs[j] = b.BackendRef
+		}
+		if !namesService(refs, t.Namespace, t.Service) {
+			out = append(out, raw[i])
+			continue
+		}
+		mirror, err := mirrorOf(refs, t, st.MirrorPercent)
+		if err != nil {
+			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
+		}
+		for _, hr := range st.HeaderRoutes {
+			h := rule.DeepCopy()
+			h.Name = suffixed(rule.Name, hr.Name)
+			if h.Matches, err = grpcMatches(rule.Matches, hr.Match); err != nil {
+				return nil, fmt.Errorf("spec.rules[%d]: header route %s: %w", i, hr.Name, err)
+			}
+			h.BackendRefs = splitGRPC(rule.BackendRefs, refs, t, headerWeight(hr))
+			h.Filters = grpcFilters(rule.Filters, t, nil, 0)
+			out = append(out, toMap(h))
+		}
+		m := rule.DeepCopy()
+		m.BackendRefs = splitGRPC(rule.BackendRefs, refs, t, st.Weight)
+		m.Filters = grpcFilters(rule.Filters, t, mirror, st.MirrorPercent)
+		out = append(out, toMap(m))
+	}
+	return out, nil
+}
+
+// mirrorOf is the rule's mirror target when the state mirrors.
+func mirrorOf(refs []gwv1.BackendRef, t Target, percent int32) (*gwv1.BackendObjectReference, error) {
+	if percent == 0 {
+		return nil, nil
+	}
+	ref, err := mirrorRef(refs, t)
+	if err != nil {
+		return nil, err
+	}
+	return &ref, nil
+}
+
+func headerWeight(hr v1alpha1.HeaderRoute) int32 {
+	if hr.Weight != nil {
+		return *hr.Weight
+	}
+	return 100
+}
+
+func suffixed(name *gwv1.SectionName, suffix string) *gwv1.SectionName {
+	if name == nil {
+		return nil
+	}
+	n := gwv1.SectionName(string(*name) + "-" + suffix)
+	return &n
+}
+
+func toMap(v any) map[string]any {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(v)
+	if err != nil {
+		// A struct of the gateway-api types always converts.
+		panic(err)
+	}
+	return m
+}
+
+// part is one backendRef of a split rule: the original it copies, whether
+// it is the canary's copy, and its weight.
+type part struct {
+	from   int
+	canary bool
+	weight int64
+}
+
+// split shares each reference to the Service between the Service (100-w
+// percent of its weight) and the canary (w percent), keeping every other
+// backend's share of the rule. A rule whose only backend is the Service
+// gets the weights 100-w and w; otherwise the weights are the exact shares
+// in lowest terms, scaled down (rounding, a backend with traffic keeping
+// some) if that passes the Gateway API's largest weight.
+func split(refs []gwv1.BackendRef, t Target, w int32) []part {
+	weight := func(b gwv1.BackendRef) int64 {
+		if b.Weight == nil {
+			return 1
+		}
+		return int64(*b.Weight)
+	}
+	if len(refs) == 1 {
+		base := int64(100)
+		if weight(refs[0]) == 0 {
+			base = 0
+		}
+		return []part{{0, false, base * int64(100-w) / 100}, {0, true, base * int64(w) / 100}}
+	}
+	var parts []part
+	for i, b := range refs {
+		if !IsService(b.BackendObjectReference, t.Namespace, t.Service) {
+			parts = append(parts, part{i, false, weight(b) * 100})
+		} else {
+			parts = append(parts, part{i, false, weight(b) * int64(100-w)}, part{i, true, weight(b) * int64(w)})
+		}
+	}
+	g, top := int64(0), int64(0)
+	for _, p := range parts {
+		g = gcd(g, p.weight)
+	}
+	for i := range parts {
+		if g > 1 {
+			parts[i].weight /= g
+		}
+		top = max(top, parts[i].weight)
+	}
+	if top > maxWeight {
+		f := float64(top) / maxWeight
+		for i := range parts {
+			if parts[i].weight > 0 {
+				parts[i].weight = max(1, int64(math.Round(float64(parts[i].weight)/f)))
+			}
+		}
+	}
+	return parts
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func splitHTTP(orig []gwv1.HTTPBackendRef, refs []gwv1.BackendRef, t Target, w int32) []gwv1.HTTPBackendRef {
+	var out []gwv1.HTTPBackendRef
+	for _, p := range split(refs, t, w) {
+		b := *orig[p.from].DeepCopy()
+		b.Weight = weightPtr(p.weight)
+		if p.canary {
+			b.Name = gwv1.ObjectName(t.Canary)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func splitGRPC(orig []gwv1.GRPCBackendRef, refs []gwv1.BackendRef, t Target, w int32) []gwv1.GRPCBackendRef {
+	var out []gwv1.GRPCBackendRef
+	for _, p := range split(refs, t, w) {
+		b := *orig[p.from].DeepCopy()
+		b.Weight = weightPtr(p.weight)
+		if p.canary {
+			b.Name = gwv1.ObjectName(t.Canary)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func weightPtr(w int64) *int32 {
+	v := int32(w)
+	return &v
+}
+
+// StateAt is the shape a route has once the first done steps ran, at
+// weight w: the header routes set so far (a later setHeaderRoute of the
+// same name replaces the earlier, in its place) and the last mirror.
+func StateAt(steps []v1alpha1.Step, done int, w int32) State {
+	st := State{Canary: true, Weight: w}
+	index := map[string]int{}
+	for _, s := range steps[:min(done, len(steps))] {
+		switch {
+		case s.SetHeaderRoute != nil:
+			if i, ok := index[s.SetHeaderRoute.Name]; ok {
+				st.HeaderRoutes[i] = *s.SetHeaderRoute
+			} else {
+				index[s.SetHeaderRoute.Name] = len(st.HeaderRoutes)
+				st.HeaderRoutes = append(st.HeaderRoutes, *s.SetHeaderRoute)
+			}
+		case s.SetMirror != nil:
+			st.MirrorPercent = s.SetMirror.Percent
+		}
+	}
+	return st
+}
