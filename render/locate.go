@@ -107,4 +107,3 @@ func autoscalerOf(objs []*unstructured.Unstructured, w *unstructured.Unstructure
 	}
 	return nil
 }
-
