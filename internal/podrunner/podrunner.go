@@ -152,6 +152,7 @@ func (r *Runner) sync(ctx context.Context, o any) {
 func (r *Runner) start(ctx context.Context, p *corev1.Pod, np *pod) {
 	for _, c := range p.Spec.Containers {
 		b := newBehaviour(p, c)
+		g := grpcServer(b)
 		for _, port := range c.Ports {
 			if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
 				continue
@@ -169,7 +170,7 @@ func (r *Runner) start(ctx context.Context, p *corev1.Pod, np *pod) {
 				r.logf("podrunner: %s/%s: listen %s: %v", p.Namespace, p.Name, addr, err)
 				continue
 			}
-			srv := &http.Server{Handler: r.handler(b), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: withGRPC(r.handler(b), g), ReadHeaderTimeout: 10 * time.Second, Protocols: h2c()}
 			r.mu.Lock()
 			if r.pods[p.UID] != np { // gone meanwhile
 				r.mu.Unlock()
