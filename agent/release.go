@@ -423,6 +423,17 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 			return o, err
 		}
 		o.CanaryReady = canary.Found && canary.Status == status.CurrentStatus
+		if o.CanaryReady && st.Canary != nil && r.Spec.Traffic != nil {
+			// Available is not enough: the data plane routes to what the
+			// canary Service's EndpointSlices list, so every canary pod must
+			// be listed ready there, and no pod on its way out, before
+			// traffic moves onto the track.
+			ready, other, err := a.mgr.Endpoints(ctx, ns, v1alpha1.CanaryName(r.Spec.Traffic.Service))
+			if err != nil {
+				return o, err
+			}
+			o.CanaryReady = ready >= int(canary.Replicas) && other == 0
+		}
 		if canary.Found && canary.Status == status.FailedStatus {
 			o.Failed, o.Message = true, canary.Message
 		}

@@ -150,7 +150,12 @@ func TestRevertAfterPromotionRollsBackAtOnce(t *testing.T) {
 	if p.Subject != "rolled back from 2222222 to 3333333" {
 		t.Errorf("subject %q", p.Subject)
 	}
+	// Returning to it runs its canary, once the canary track has drained.
 	in.Status, in.HeadDigest, in.HeadRevision = p.Status, "c", canaryRev
+	if p := Next(in); p.Status.Canary != nil || !p.Drain || !p.WakeAt.Equal(*in.Status.DrainUntil) {
+		t.Fatalf("a new canary took over the draining canary track: %+v", p.Status)
+	}
+	in.Now = in.Status.DrainUntil.Add(time.Second)
 	if p := Next(in); p.Status.Rollback || p.Status.Canary == nil {
 		t.Fatalf("returning to the rolled-back-from version must run a canary: %+v", p.Status)
 	}

@@ -91,16 +91,28 @@ func (d *decision) run() {
 	case d.in.HeadDigest == st.Stable.Digest:
 		d.steady()
 	case d.in.HeadDigest == st.AbortedDigest && d.retryRequested():
-		d.startCanary("retry of the aborted revision " + short(st.AbortedRevision))
-		d.clearAborted()
+		if !d.holdForDrain() {
+			d.startCanary("retry of the aborted revision " + short(st.AbortedRevision))
+			d.clearAborted()
+		}
 	case d.in.HeadDigest == st.AbortedDigest:
 		d.p.Status.Phase = st.Phase // stays Aborted: not retried until the version changes or spec.retry names it
 	case back != nil:
 		// A git revert after a promotion: one of the last promoted versions.
 		d.startRollback(back)
+	case d.holdForDrain():
 	default:
 		d.startCanary("a new version")
 	}
+}
+
+// holdForDrain keeps a new canary off the canary track while the version
+// traffic has just left is draining from it: taking the track over would
+// replace pods the data plane may still send requests to. The canary
+// starts when the drain ends (finish wakes the release then). A rollback
+// does not wait: its speed is its point.
+func (d *decision) holdForDrain() bool {
+	return d.p.Drain
 }
 
 // finish fills the parts of the plan derived from the final status.
