@@ -32,9 +32,10 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 ## demo: the agent's main job on an embedded local setup: a real control
-## plane, a Git server on loopback, sluice agent, a canary walked through its
-## steps, a gate approved, a promotion and a rollback.
-demo: build testbin
+## plane, Traefik as the Gateway, pods that answer, a Git server on loopback,
+## sluice agent and users at 50 requests/s; a canary walked through its
+## steps, a gate approved, a promotion, and a bad version stopped.
+demo: build testbin testdeps
 	$(GO) run ./hack/demo
 
 ## bench: Go benchmarks, sluice render vs kubectl kustomize, reconcile vs

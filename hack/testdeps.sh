@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # testdeps.sh installs the Debian packages the tests run as real parts, when
 # they are missing: openssh-server (the SSH Git transport), prometheus (metric
-# checks), time (peak RSS in the benchmarks). Git and Go are the only things
+# checks), time (peak RSS in the benchmarks), iproute2 and util-linux (the
+# private network namespace of the traffic tests and the demo). Git and Go are the only things
 # a machine needs before `make test`; everything else comes from here or from
 # the Go module proxy (hack/testbin.sh).
 #
@@ -14,6 +15,8 @@ command -v git >/dev/null || need+=(git)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/bin/time ] || need+=(time)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v ip >/dev/null || need+=(iproute2)          # the traffic tests' and demo's network namespace
+command -v unshare >/dev/null || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,15 +1,19 @@
 // Command demo is `make demo`: sluice's main job on an embedded local setup.
-// It starts a real control plane (kube-apiserver, etcd, controller-manager,
-// scheduler, kwok), a Git repository seeded from examples/ served over smart
-// HTTP on loopback, and `sluice agent`; then walks a canary through its
-// steps, approves its gate with `sluice approve`, sees it promoted, and
-// rolls back a second version whose check fails. It prints a line per
-// transition and ends with `sluice history` and `git log --oneline`.
+// In a private network namespace (nothing of the host's network changes)
+// it starts a real control plane (kube-apiserver, etcd, controller-manager,
+// scheduler, kwok) whose pods answer HTTP, Traefik serving the Gateway
+// API, a Git repository seeded from examples/ served over smart HTTP on
+// loopback, `sluice agent`, and a load generator sending 50 requests/s
+// through the Gateway; then walks a canary through its steps, approves
+// its gate with `sluice approve`, sees it promoted, and rolls back a
+// second version that fails a third of its requests, stopped by a check
+// on the errors its users really got. It prints a line per transition, the
+// live split of the traffic, and ends with `sluice history` and
+// `git log --oneline`.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,11 +27,15 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/gitserver"
+	"github.com/sluice-dev/sluice/internal/loadgen"
+	"github.com/sluice-dev/sluice/internal/netns"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
 const release = `# The demo's release: a canary walked through weighted steps, a smoke check
-# served by the demo itself, and a manual "qa" gate approved by commit.
+# served by the demo itself (the canary's error rate in the requests its
+# load generator sent through the Gateway), and a manual "qa" gate approved
+# by commit.
 apiVersion: sluice.dev/v1alpha1
 kind: Release
 metadata:
@@ -37,10 +45,13 @@ spec:
   workload: {kind: Deployment, name: canary}
   traffic: {route: canary, service: canary}
   strategy:
+    # The track traffic has just left stays up this long: the data plane
+    # applies route changes with a lag (Traefik: up to 2 s).
+    scaleDownDelay: 10s
     canary:
       steps:
       - setWeight: 20
-      - pause: {duration: 3s}
+      - pause: {duration: 6s}
       - check: [smoke]
       - setWeight: 50
       - pause: {gate: qa}
@@ -58,7 +69,21 @@ func say(format string, args ...any) {
 	fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 }
 
+// host is the demo's users' Host header.
+const host = "shop.example.com"
+
+// badErrorRate is the share of requests the demo's bad version fails.
+const badErrorRate = "0.3"
+
 func main() {
+	if !netns.Inside() {
+		code, err := netns.Reexec()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "demo failed:", err)
+			os.Exit(1)
+		}
+		os.Exit(code)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
@@ -97,30 +122,33 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("sluice validate examples/: %v", err)
 	}
-	say("starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+	say("starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) and Traefik as its Gateway, in a private network namespace")
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	cluster, err := testcluster.Start(cctx)
+	cluster, err := testcluster.StartTraffic(cctx)
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	say("control plane up in %s", cluster.StartupTime.Round(time.Millisecond))
+	say("control plane and Gateway up in %s; pods answer on their IPs", cluster.StartupTime.Round(time.Millisecond))
 
-	// The smoke check: passes, except for the revision the demo marks bad.
-	var badRev sync.Map
+	// Users: 50 requests/s through the Gateway, from the first install on.
+	users := loadgen.New(loadgen.Config{URL: cluster.Gateway.URL + "/", Host: host, Rate: 50})
+	tr := &traffic{users: users}
+
+	// The smoke check: the canary's error rate in what users got over the
+	// last 6 s; it fails above 5%, or when the canary answered too few
+	// requests to tell.
 	smoke, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	go http.Serve(smoke, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Revision string }
-		json.NewDecoder(r.Body).Decode(&body)
-		if _, bad := badRev.Load(body.Revision); bad {
+		n, failed := tr.canaryErrors(6 * time.Second)
+		if n < 10 || float64(failed) > 0.05*float64(n) {
 			w.WriteHeader(http.StatusInternalServerError)
-			return
 		}
-		w.WriteHeader(http.StatusOK)
+		fmt.Fprintf(w, "canary %s: %d of %d requests failed\n", tr.version(), failed, n)
 	}))
 
 	// The Git repository: a bare "remote" served over smart HTTP, and a clone.
@@ -184,21 +212,31 @@ func run() error {
 	}()
 	say("sluice agent started (pid %d)", agent.Process.Pid)
 
-	// Print the agent's transitions as they land on the status branch.
+	// Print the agent's transitions as they land on the status branch, and
+	// what users get.
 	w := &watcher{bare: bare}
 	go w.follow(ctx)
+	go tr.report(ctx, w)
 
 	phase := func(want ...string) error { return w.waitPhase(ctx, 90*time.Second, want...) }
 	if err := phase("Succeeded"); err != nil {
 		return dump(err, agentLog.Name())
 	}
-	say("first version installed; now a pull request bumps the image")
-	bump := func(tag, msg string) (string, error) {
+	if err := served(ctx, cluster.Gateway.URL); err != nil {
+		return err
+	}
+	go users.Run(ctx)
+	say("first version installed and served; users send 50 requests/s through the Gateway; now a pull request bumps the image")
+	bump := func(tag, msg, env string) (string, error) {
 		b, _ := os.ReadFile(filepath.Join(dst, "deployment.yaml"))
 		s := string(b)
 		for _, old := range []string{"6.7.0", "6.7.1", "6.7.2"} {
 			s = strings.ReplaceAll(s, "podinfo:"+old, "podinfo:"+tag)
 		}
+		if env != "" {
+			s = strings.Replace(s, "        envFrom:", "        env: "+env+"\n        envFrom:", 1)
+		}
+		tr.rollingOut(tag)
 		os.WriteFile(filepath.Join(dst, "deployment.yaml"), []byte(s), 0o644)
 		git(clone, "commit", "-q", "-am", msg)
 		if _, err := git(clone, "push", "-q", "origin", "main"); err != nil {
@@ -206,7 +244,7 @@ func run() error {
 		}
 		return git(clone, "rev-parse", "HEAD")
 	}
-	if _, err := bump("6.7.1", "bump podinfo to 6.7.1"); err != nil {
+	if _, err := bump("6.7.1", "bump podinfo to 6.7.1", ""); err != nil {
 		return err
 	}
 	if err := w.waitMessage(ctx, 90*time.Second, `gate "qa"`); err != nil {
@@ -221,18 +259,19 @@ func run() error {
 	if err := phase("Succeeded"); err != nil {
 		return dump(err, agentLog.Name())
 	}
-	say("6.7.1 promoted; now 6.7.2, whose smoke check fails")
+	say("6.7.1 promoted; now 6.7.2, which fails %s of its requests (its canary starts once the canary track has drained)", badErrorRate)
 	git(clone, "pull", "-q", "--rebase", "origin", "main")
-	bad, err := bump("6.7.2", "bump podinfo to 6.7.2")
-	if err != nil {
+	if _, err := bump("6.7.2", "bump podinfo to 6.7.2", `[{name: ERROR_RATE, value: "`+badErrorRate+`"}]`); err != nil {
 		return err
 	}
-	badRev.Store(bad, true)
 	if err := phase("Aborted"); err != nil {
 		return dump(err, agentLog.Name())
 	}
-	say("6.7.2 aborted: traffic back on 6.7.1, the canary deleted")
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(4 * time.Second) // the data plane applies the abort's route
+	n, failed := tr.versionErrors("6.7.2")
+	say("6.7.2 aborted: traffic back on 6.7.1, the canary drained; 6.7.2 answered %d requests and failed %d of them (%.0f%%, its real error rate)",
+		n, failed, 100*float64(failed)/float64(max(n, 1)))
+	tr.summary()
 
 	fmt.Println()
 	say("$ sluice history demo/canary")
@@ -246,6 +285,22 @@ func run() error {
 	fmt.Print(indent(string(out)))
 	say("demo done in %s", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// served waits until the Gateway answers 200 for the demo's host.
+func served(ctx context.Context, gateway string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gateway+"/", nil)
+		req.Host = host
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the Gateway does not answer 200 for %s", host)
 }
 
 func indent(s string) string {
@@ -269,7 +324,7 @@ func dump(err error, logFile string) error {
 type watcher struct {
 	bare string
 	mu   sync.Mutex
-	last struct{ phase, message string }
+	last struct{ phase, message, weight string }
 	seen int
 }
 
@@ -283,7 +338,7 @@ func (w *watcher) follow(ctx context.Context) {
 				f := strings.SplitN(l, "|", 5)
 				if len(f) == 5 {
 					say("%-12s %-11s step %-2s weight %-3s  %s", f[0], f[1], f[2], f[3], strings.TrimPrefix(f[4], "sluice: "+f[0]+" "))
-					w.last.phase, w.last.message = f[1], f[4]
+					w.last.phase, w.last.message, w.last.weight = f[1], f[4], f[3]
 				}
 			}
 			w.seen = len(lines)
