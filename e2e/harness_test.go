@@ -68,6 +68,7 @@ type world struct {
 // renamed and the replacements applied to every file.
 func fixture(t *testing.T, ns string, names []string, replace ...string) map[string]string {
 	t.Helper()
+	replace = append(replace, appMetrics...)
 	files := map[string]string{}
 	for _, name := range names {
 		dir := filepath.Join("../examples/releases/demo", name)
@@ -85,6 +86,15 @@ func fixture(t *testing.T, ns string, names []string, replace ...string) map[str
 		}
 	}
 	return files
+}
+
+// appMetrics points the examples' checks, which read the data plane's
+// per-Service counter (Traefik's), at the stand-in app's: these stories run
+// no Gateway (the traffic stories in e2e/traffic run the examples' query
+// on Traefik's real metrics).
+var appMetrics = []string{
+	`traefik_service_requests_total{service=~"{{.Namespace}}-{{.Canary.Service}}-http-.*"`,
+	`http_requests_total{service="{{.Canary.Service}}"`,
 }
 
 func newWorld(t *testing.T, names []string, replace ...string) *world {
