@@ -48,12 +48,59 @@ func (v Violations) Error() string {
 // names) and against header names repeated in one match.
 func Limits(r *Route) Violations {
 	var l limits
-	if r.HTTP != nil {
-		l.http(r.HTTP.Spec.Rules)
-	} else {
-		l.grpc(r.GRPC.Spec.Rules)
-	}
+	l.rules(shapes(r))
 	return l.v
+}
+
+// shape is what the limits look at in a rule of either kind.
+type shape struct {
+	name       *gwv1.SectionName
+	headers    [][]string // per match
+	queries    [][]string // per match (HTTPRoute only)
+	counted    int        // matches as the route-wide limit counts them
+	filters    int
+	refs       []gwv1.BackendRef
+	refFilters []int
+}
+
+func shapes(r *Route) []shape {
+	var out []shape
+	if r.HTTP != nil {
+		for _, rule := range r.HTTP.Spec.Rules {
+			// A rule without matches gets one (the CRD's default).
+			s := shape{name: rule.Name, counted: max(1, len(rule.Matches)), filters: len(rule.Filters), refs: httpRefs(rule)}
+			for _, m := range rule.Matches {
+				var hs, qs []string
+				for _, h := range m.Headers {
+					hs = append(hs, string(h.Name))
+				}
+				for _, q := range m.QueryParams {
+					qs = append(qs, string(q.Name))
+				}
+				s.headers, s.queries = append(s.headers, hs), append(s.queries, qs)
+			}
+			for _, b := range rule.BackendRefs {
+				s.refFilters = append(s.refFilters, len(b.Filters))
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	for _, rule := range r.GRPC.Spec.Rules {
+		s := shape{name: rule.Name, counted: len(rule.Matches), filters: len(rule.Filters), refs: grpcRefs(rule)}
+		for _, m := range rule.Matches {
+			var hs []string
+			for _, h := range m.Headers {
+				hs = append(hs, string(h.Name))
+			}
+			s.headers = append(s.headers, hs)
+		}
+		for _, b := range rule.BackendRefs {
+			s.refFilters = append(s.refFilters, len(b.Filters))
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 type limits struct{ v Violations }
@@ -68,58 +115,25 @@ func (l *limits) count(field string, n, most int, what string) {
 	}
 }
 
-func (l *limits) http(rules []gwv1.HTTPRouteRule) {
+func (l *limits) rules(rules []shape) {
 	l.count("spec.rules", len(rules), maxRules, "rules")
 	names := map[string]int{}
 	total := 0
 	for i, r := range rules {
 		p := fmt.Sprintf("spec.rules[%d]", i)
-		l.name(p, r.Name, names, i)
-		l.count(p+".matches", len(r.Matches), maxMatches, "matches")
-		total += max(1, len(r.Matches)) // a rule without matches gets one
-		for j, m := range r.Matches {
-			mp := fmt.Sprintf("%s.matches[%d]", p, j)
-			var hs, qs []string
-			for _, h := range m.Headers {
-				hs = append(hs, string(h.Name))
-			}
-			for _, q := range m.QueryParams {
-				qs = append(qs, string(q.Name))
-			}
-			l.headers(mp+".headers", hs, true)
-			l.headers(mp+".queryParams", qs, false)
-		}
-		l.count(p+".filters", len(r.Filters), maxFilters, "filters")
-		l.count(p+".backendRefs", len(r.BackendRefs), maxBackendRefs, "backendRefs")
-		for j, b := range r.BackendRefs {
-			l.backend(fmt.Sprintf("%s.backendRefs[%d]", p, j), b.BackendRef, len(b.Filters))
-		}
-	}
-	if total > maxRouteMatches {
-		l.add("spec.rules", "%d matches across the rules; the Gateway API allows %d in a route", total, maxRouteMatches)
-	}
-}
-
-func (l *limits) grpc(rules []gwv1.GRPCRouteRule) {
-	l.count("spec.rules", len(rules), maxRules, "rules")
-	names := map[string]int{}
-	total := 0
-	for i, r := range rules {
-		p := fmt.Sprintf("spec.rules[%d]", i)
-		l.name(p, r.Name, names, i)
-		l.count(p+".matches", len(r.Matches), maxMatches, "matches")
-		total += len(r.Matches)
-		for j, m := range r.Matches {
-			var hs []string
-			for _, h := range m.Headers {
-				hs = append(hs, string(h.Name))
-			}
+		l.name(p, r.name, names, i)
+		l.count(p+".matches", len(r.headers), maxMatches, "matches")
+		total += r.counted
+		for j, hs := range r.headers {
 			l.headers(fmt.Sprintf("%s.matches[%d].headers", p, j), hs, true)
 		}
-		l.count(p+".filters", len(r.Filters), maxFilters, "filters")
-		l.count(p+".backendRefs", len(r.BackendRefs), maxBackendRefs, "backendRefs")
-		for j, b := range r.BackendRefs {
-			l.backend(fmt.Sprintf("%s.backendRefs[%d]", p, j), b.BackendRef, len(b.Filters))
+		for j, qs := range r.queries {
+			l.headers(fmt.Sprintf("%s.matches[%d].queryParams", p, j), qs, false)
+		}
+		l.count(p+".filters", r.filters, maxFilters, "filters")
+		l.count(p+".backendRefs", len(r.refs), maxBackendRefs, "backendRefs")
+		for j, b := range r.refs {
+			l.backend(fmt.Sprintf("%s.backendRefs[%d]", p, j), b, r.refFilters[j])
 		}
 	}
 	if total > maxRouteMatches {

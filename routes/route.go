@@ -102,20 +102,28 @@ func (r *Route) refs() [][]gwv1.BackendRef {
 	var out [][]gwv1.BackendRef
 	if r.HTTP != nil {
 		for _, rule := range r.HTTP.Spec.Rules {
-			var list []gwv1.BackendRef
-			for _, b := range rule.BackendRefs {
-				list = append(list, b.BackendRef)
-			}
-			out = append(out, list)
+			out = append(out, httpRefs(rule))
 		}
 		return out
 	}
 	for _, rule := range r.GRPC.Spec.Rules {
-		var list []gwv1.BackendRef
-		for _, b := range rule.BackendRefs {
-			list = append(list, b.BackendRef)
-		}
-		out = append(out, list)
+		out = append(out, grpcRefs(rule))
+	}
+	return out
+}
+
+func httpRefs(rule gwv1.HTTPRouteRule) []gwv1.BackendRef {
+	out := make([]gwv1.BackendRef, len(rule.BackendRefs))
+	for i, b := range rule.BackendRefs {
+		out[i] = b.BackendRef
+	}
+	return out
+}
+
+func grpcRefs(rule gwv1.GRPCRouteRule) []gwv1.BackendRef {
+	out := make([]gwv1.BackendRef, len(rule.BackendRefs))
+	for i, b := range rule.BackendRefs {
+		out[i] = b.BackendRef
 	}
 	return out
 }

@@ -85,9 +85,9 @@ func transform(u *unstructured.Unstructured, t Target, st State) (*unstructured.
 	}
 	var rules []any
 	if r.HTTP != nil {
-		rules, err = transformHTTP(r.HTTP.Spec.Rules, raw, t, st)
+		rules, err = transformRules(r.HTTP.Spec.Rules, raw, t, st, httpRefs, httpRule)
 	} else {
-		rules, err = transformGRPC(r.GRPC.Spec.Rules, raw, t, st)
+		rules, err = transformRules(r.GRPC.Spec.Rules, raw, t, st, grpcRefs, grpcRule)
 	}
 	if err != nil {
 		return nil, err
@@ -98,13 +98,15 @@ func transform(u *unstructured.Unstructured, t Target, st State) (*unstructured.
 	return out, nil
 }
 
-func transformHTTP(rules []gwv1.HTTPRouteRule, raw []any, t Target, st State) ([]any, error) {
+// transformRules applies the state to the rules of one route kind: apply
+// makes one rule from a rule naming the Service, for a header route (nil:
+// the rule itself) at canary weight w, mirroring at percent when mirror is
+// set.
+func transformRules[R any](rules []R, raw []any, t Target, st State, refsOf func(R) []gwv1.BackendRef,
+	apply func(rule R, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w int32, mirror *gwv1.BackendObjectReference, percent int32) (any, error)) ([]any, error) {
 	var out []any
 	for i, rule := range rules {
-		refs := make([]gwv1.BackendRef, len(rule.BackendRefs))
-		for j, b := range rule.BackendRefs {
-			refs[j] = b.BackendRef
-		}
+		refs := refsOf(rule)
 		if !namesService(refs, t.Namespace, t.Service) {
 			out = append(out, raw[i])
 			continue
@@ -114,54 +116,47 @@ func transformHTTP(rules []gwv1.HTTPRouteRule, raw []any, t Target, st State) ([
 			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
 		}
 		for _, hr := range st.HeaderRoutes {
-			h := rule.DeepCopy()
-			h.Name = suffixed(rule.Name, hr.Name)
-			if h.Matches, err = httpMatches(rule.Matches, hr.Match); err != nil {
+			h, err := apply(rule, refs, t, &hr, headerWeight(hr), nil, 0)
+			if err != nil {
 				return nil, fmt.Errorf("spec.rules[%d]: header route %s: %w", i, hr.Name, err)
 			}
-			h.BackendRefs = splitHTTP(rule.BackendRefs, refs, t, headerWeight(hr))
-			h.Filters = httpFilters(rule.Filters, t, nil, 0)
-			out = append(out, toMap(h))
+			out = append(out, h)
 		}
-		m := rule.DeepCopy()
-		m.BackendRefs = splitHTTP(rule.BackendRefs, refs, t, st.Weight)
-		m.Filters = httpFilters(rule.Filters, t, mirror, st.MirrorPercent)
-		out = append(out, toMap(m))
+		m, err := apply(rule, refs, t, nil, st.Weight, mirror, st.MirrorPercent)
+		if err != nil {
+			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
 
-func transformGRPC(rules []gwv1.GRPCRouteRule, raw []any, t Target, st State) ([]any, error) {
-	var out []any
-	for i, rule := range rules {
-		refs := make([]gwv1.BackendRef, len(rule.BackendRefs))
-		for j, b := range rule.BackendRefs {
-			refs[j] = b.BackendRef
+func httpRule(rule gwv1.HTTPRouteRule, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w int32, mirror *gwv1.BackendObjectReference, percent int32) (any, error) {
+	out := *rule.DeepCopy()
+	if hr != nil {
+		var err error
+		out.Name = suffixed(rule.Name, hr.Name)
+		if out.Matches, err = httpMatches(rule.Matches, hr.Match); err != nil {
+			return nil, err
 		}
-		if !namesService(refs, t.Namespace, t.Service) {
-			out = append(out, raw[i])
-			continue
-		}
-		mirror, err := mirrorOf(refs, t, st.MirrorPercent)
-		if err != nil {
-			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
-		}
-		for _, hr := range st.HeaderRoutes {
-			h := rule.DeepCopy()
-			h.Name = suffixed(rule.Name, hr.Name)
-			if h.Matches, err = grpcMatches(rule.Matches, hr.Match); err != nil {
-				return nil, fmt.Errorf("spec.rules[%d]: header route %s: %w", i, hr.Name, err)
-			}
-			h.BackendRefs = splitGRPC(rule.BackendRefs, refs, t, headerWeight(hr))
-			h.Filters = grpcFilters(rule.Filters, t, nil, 0)
-			out = append(out, toMap(h))
-		}
-		m := rule.DeepCopy()
-		m.BackendRefs = splitGRPC(rule.BackendRefs, refs, t, st.Weight)
-		m.Filters = grpcFilters(rule.Filters, t, mirror, st.MirrorPercent)
-		out = append(out, toMap(m))
 	}
-	return out, nil
+	out.BackendRefs = splitHTTP(rule.BackendRefs, refs, t, w)
+	out.Filters = httpFilters(rule.Filters, t, mirror, percent)
+	return toMap(&out), nil
+}
+
+func grpcRule(rule gwv1.GRPCRouteRule, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w int32, mirror *gwv1.BackendObjectReference, percent int32) (any, error) {
+	out := *rule.DeepCopy()
+	if hr != nil {
+		var err error
+		out.Name = suffixed(rule.Name, hr.Name)
+		if out.Matches, err = grpcMatches(rule.Matches, hr.Match); err != nil {
+			return nil, err
+		}
+	}
+	out.BackendRefs = splitGRPC(rule.BackendRefs, refs, t, w)
+	out.Filters = grpcFilters(rule.Filters, t, mirror, percent)
+	return toMap(&out), nil
 }
 
 // mirrorOf is the rule's mirror target when the state mirrors.
