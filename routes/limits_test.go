@@ -23,7 +23,7 @@ func TestLimits(t *testing.T) {
 	}
 	tests := []struct {
 		name, route, want string
-		stricter         bool
+		stricter          bool
 	}{
 		{"17 rules", route("HTTPRoute", many(17, func(int) string { return rule("") })), "spec.rules: 17 rules; the Gateway API allows 16", false},
 		{"65 matches", route("HTTPRoute", rule("matches: ["+many(65, func(i int) string { return fmt.Sprintf("{path: {value: /p%d}},", i) })+"]\n    ")), "spec.rules[0].matches: 65 matches", false},

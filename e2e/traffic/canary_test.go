@@ -79,6 +79,12 @@ func (s *story) bump(from, to string) string {
 var canaryRelease = release(`    scaleDownDelay: 5s
     canary:
       steps:
+      - setHeaderRoute:
+          name: firefox-ko
+          match:
+            headers:
+            - {name: User-Agent, type: RegularExpression, value: ".*Firefox.*"}
+            - {name: Accept-Language, value: ko}
       - setWeight: 10
       - pause: {duration: 12s}
       - setWeight: 40
@@ -86,13 +92,15 @@ var canaryRelease = release(`    scaleDownDelay: 5s
 `, "")
 
 // TestCanaryTraffic: at each step the share of responses from the new
-// version matches the weight (within the 99.9% binomial bound), the first
-// response from it comes soon after the weight's commit, and no request
-// fails through the whole rollout, its promotion and the drain after it.
+// version matches the weight (within the 99.9% binomial bound), every
+// Firefox user in Korean reaches it (the header route), the first response
+// from it comes soon after the weight's commit, and no request fails
+// through the whole rollout, its promotion and the drain after it.
 func TestCanaryTraffic(t *testing.T) {
 	s := newStory(t, appFiles(canaryRelease))
 	s.waitStatus(s.ns+"/app", 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	stop := s.load(100)
+	firefox := loadgen.Profile{Name: loadgen.Firefox.Name, Share: 0.1, Headers: loadgen.Firefox.Headers}
+	stop := s.load(100, firefox)
 	time.Sleep(3 * time.Second) // the route is served
 	s.bump("6.7.0", "6.7.1")
 
@@ -118,7 +126,13 @@ func TestCanaryTraffic(t *testing.T) {
 		// plane that changed nothing for 2 s applies it at once: the
 		// window ends a second before the next commit was seen.
 		win := loadgen.Between(recs, step.from.Add(settle), step.to.Add(-time.Second))
-		share, n := loadgen.Share(win, "6.7.1")
+		users := loadgen.Filter(win, func(r loadgen.Record) bool { return r.Profile != firefox.Name })
+		if ff, n := loadgen.Share(loadgen.Filter(win, func(r loadgen.Record) bool { return r.Profile == firefox.Name }), "6.7.1"); ff != 1 || n < 20 {
+			t.Errorf("weight %.0f%%: 6.7.1 answered %.3f of %d Firefox/ko requests, want all", step.weight*100, ff, n)
+		} else {
+			t.Logf("weight %.0f%%: all %d Firefox/ko requests answered by 6.7.1 (the header route)", step.weight*100, n)
+		}
+		share, n := loadgen.Share(users, "6.7.1")
 		ok, bound := loadgen.Within(share, step.weight, n)
 		dev := math.Abs(share-step.weight) * 100
 		t.Logf("weight %.0f%%: 6.7.1 answered %.1f%% of %d requests (99.9%% bound ±%.1f pp, deviation %.1f pp)", step.weight*100, share*100, n, bound*100, dev)
