@@ -17,6 +17,7 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v ip >/dev/null || need+=(iproute2)          # the traffic tests' and demo's network namespace
 command -v unshare >/dev/null || need+=(util-linux)
+/usr/bin/python3 -c "import scipy" 2>/dev/null || need+=(python3-scipy)  # the judge's statistics are checked against scipy
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
