@@ -367,18 +367,29 @@ func (a *Agent) remember(id, fp string, wake time.Time) {
 	a.seen[id] = seenRelease{key: fp, wakeAt: wake, at: a.now()}
 }
 
-// withPending returns the in-memory status of the release when it is the
-// same step as the committed one (it carries the step's check
-// measurements), else the committed status.
+// withPending returns the committed status with what the in-memory one
+// carries since: the step's check measurements when it is the same step,
+// the background analysis when it is the same canary.
 func (a *Agent) withPending(id string, committed v1alpha1.ReleaseStatus) v1alpha1.ReleaseStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p, ok := a.pending[id]
-	if !ok || !sameStep(p, committed) {
+	if !ok {
+		return committed
+	}
+	if sameCanary(p, committed) && p.AnalysisStartedAt != nil {
+		// The background analysis spans the canary's steps.
+		committed.AnalysisStartedAt, committed.Analysis = p.AnalysisStartedAt, p.Analysis
+	}
+	if !sameStep(p, committed) {
 		return committed
 	}
 	committed.Checks = p.Checks
 	return committed
+}
+
+func sameCanary(a, b v1alpha1.ReleaseStatus) bool {
+	return a.Canary != nil && b.Canary != nil && *a.Canary == *b.Canary
 }
 
 func (a *Agent) setPending(id string, plan strategy.Plan) {

@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -49,17 +50,92 @@ func DueChecks(in Input) []string {
 	d := &decision{in: in, spec: &in.Spec.Spec, steps: in.Spec.Spec.Strategy.Steps()}
 	d.p.Status = in.Status
 	names, counted := d.activeChecks()
+	due := d.stepRun().due(names, counted)
+	if a := d.analysis(); a != nil {
+		for _, n := range a.due(d.spec.Analysis.Checks, false) {
+			if !slices.Contains(due, n) {
+				due = append(due, n)
+			}
+		}
+	}
+	return due
+}
+
+// checkRun is a set of checks measured together: a step's, counted in
+// status.checks from the step's start, or the background analysis, in
+// status.analysis from its own start.
+type checkRun struct {
+	d      *decision
+	states *[]v1alpha1.CheckState
+	start  time.Time
+}
+
+// analysis is the background analysis run, nil when it does not run: it
+// runs while a canary of the head is in flight (not a rollback, not
+// promoting) from spec.analysis.startingStep on.
+func (d *decision) analysis() *checkRun {
+	a, st := d.spec.Analysis, d.st()
+	if a == nil || st.Canary == nil || st.Stable == nil || st.Phase == v1alpha1.PhasePromoting || st.Rollback ||
+		d.in.HeadDigest != st.Canary.Digest || st.Step < a.StartingStep {
+		return nil
+	}
+	start := d.in.Now
+	if st.AnalysisStartedAt != nil {
+		start = *st.AnalysisStartedAt
+	}
+	return &checkRun{d: d, states: &st.Analysis, start: start}
+}
+
+// background folds the background analysis's results; a failure aborts.
+// It reports whether the canary goes on (then wakeForAnalysis, after the
+// step's own wake, keeps its measurements due).
+func (d *decision) background() bool {
+	a := d.analysis()
+	if a == nil {
+		return true
+	}
+	st := d.st()
+	if st.AnalysisStartedAt == nil {
+		t := d.in.Now
+		st.AnalysisStartedAt = &t
+	}
+	if failed, why := a.fold(d.spec.Analysis.Checks); failed {
+		d.abort(v1alpha1.PhaseAborted, "background analysis: "+why, true)
+		return false
+	}
+	return true
+}
+
+// wakeForAnalysis wakes the release for the background analysis's next
+// measurement, if it comes before whatever else the pass set.
+func (d *decision) wakeForAnalysis() {
+	if a := d.analysis(); a != nil {
+		a.wake(d.spec.Analysis.Checks, false)
+	}
+}
+
+// endAnalysis forgets the background analysis of a canary that ended.
+func (d *decision) endAnalysis() {
+	d.st().AnalysisStartedAt, d.st().Analysis = nil, nil
+}
+
+// stepRun is the current step's run.
+func (d *decision) stepRun() checkRun {
+	return checkRun{d: d, states: &d.st().Checks, start: d.stepStart()}
+}
+
+// due lists the names whose next measurement is due now.
+func (r checkRun) due(names []string, counted bool) []string {
 	var due []string
 	for _, n := range names {
-		c := in.Spec.Spec.CheckByName(n)
+		c := r.d.spec.CheckByName(n)
 		if c == nil {
 			continue
 		}
-		done := d.measured(n)
-		if counted && done >= count(c) {
+		if counted && r.measured(n) >= count(c) {
 			continue
 		}
-		if !in.Now.Before(d.stepStart().Add(time.Duration(done) * interval(c))) {
+		if !r.d.in.Now.Before(r.start.Add(time.Duration(r.attempts(n)) * interval(c))) {
 			due = append(due, n)
 		}
 	}
@@ -87,18 +163,19 @@ func limit(v *int32) int32 {
 	return 0
 }
 
-func (d *decision) state(name string) *v1alpha1.CheckState {
-	for i := range d.st().Checks {
-		if d.st().Checks[i].Name == name {
-			return &d.st().Checks[i]
+func (r checkRun) state(name string) *v1alpha1.CheckState {
+	list := r.states
+	for i := range *list {
+		if (*list)[i].Name == name {
+			return &(*list)[i]
 		}
 	}
-	d.st().Checks = append(d.st().Checks, v1alpha1.CheckState{Name: name})
-	return &d.st().Checks[len(d.st().Checks)-1]
+	*list = append(*list, v1alpha1.CheckState{Name: name})
+	return &(*list)[len(*list)-1]
 }
 
-func (d *decision) measured(name string) int32 {
-	for _, c := range d.st().Checks {
+func (r checkRun) measured(name string) int32 {
+	for _, c := range *r.states {
 		if c.Name == name {
 			return c.Passed + c.Failed + c.Inconclusive
 		}
@@ -106,9 +183,47 @@ func (d *decision) measured(name string) int32 {
 	return 0
 }
 
-// foldChecks adds this pass's results of names to the status counters and
+// attempts counts a check's measurements, those on too few samples too:
+// the next one falls due that many intervals after the step's start.
+func (r checkRun) attempts(name string) int32 {
+	for _, c := range *r.states {
+		if c.Name == name {
+			return c.Passed + c.Failed + c.Inconclusive + c.TooFew
+		}
+	}
+	return 0
+}
+
+// starved says, for the first of names whose measurements have rested on
+// too few samples for longer than its samplesTimeout, why, and whether
+// the check fails for it (else it pauses the canary).
+func (r checkRun) starved(names []string) (why string, fail bool) {
+	for _, n := range names {
+		c := r.d.spec.CheckByName(n)
+		if c == nil {
+			continue
+		}
+		for _, s := range *r.states {
+			if s.Name != n || s.TooFew == 0 {
+				continue
+			}
+			timeout := v1alpha1.DefaultSamplesTimeout
+			if c.SamplesTimeout != nil {
+				timeout = c.SamplesTimeout.Duration
+			}
+			if time.Duration(s.TooFew-1)*interval(c) < timeout { // measured too few from the first to now
+				continue
+			}
+			return fmt.Sprintf("check %s had fewer than %d samples for %s (last %s)", n, c.Samples(), timeout, s.Last), c.OnTooFewSamples != v1alpha1.TooFewPause
+		}
+	}
+	return "", false
+}
+
+// fold adds this pass's results of names to the run's counters and
 // reports whether a check has now failed beyond its limits, and why.
-func (d *decision) foldChecks(names []string) (bool, string) {
+func (r checkRun) fold(names []string) (bool, string) {
+	d := r.d
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
@@ -117,12 +232,14 @@ func (d *decision) foldChecks(names []string) (bool, string) {
 		if !want[m.Check] {
 			continue
 		}
-		s := d.state(m.Check)
+		s := r.state(m.Check)
 		switch m.Outcome {
 		case Pass:
 			s.Passed++
 		case Fail:
 			s.Failed++
+		case TooFew:
+			s.TooFew++
 		default:
 			s.Inconclusive++
 		}
@@ -133,7 +250,7 @@ func (d *decision) foldChecks(names []string) (bool, string) {
 		if c == nil {
 			continue
 		}
-		for _, s := range d.st().Checks {
+		for _, s := range *r.states {
 			if s.Name != n {
 				continue
 			}
@@ -145,42 +262,48 @@ func (d *decision) foldChecks(names []string) (bool, string) {
 			}
 		}
 	}
+	if why, fail := r.starved(names); fail {
+		return true, why
+	}
 	return false, ""
 }
 
-// checksDone reports whether every named check has all its measurements.
-func (d *decision) checksDone(names []string) bool {
+// done reports whether every named check has all its measurements.
+func (r checkRun) done(names []string) bool {
 	for _, n := range names {
-		c := d.spec.CheckByName(n)
-		if c != nil && d.measured(n) < count(c) {
+		c := r.d.spec.CheckByName(n)
+		if c != nil && r.measured(n) < count(c) {
 			return false
 		}
 	}
 	return true
 }
 
-// wakeForChecks sets WakeAt to the next measurement due among names.
-func (d *decision) wakeForChecks(names []string, counted bool) {
+// wake sets WakeAt to the next measurement due among names, unless
+// something else wakes the release sooner.
+func (r checkRun) wake(names []string, counted bool) {
 	var next time.Time
 	for _, n := range names {
-		c := d.spec.CheckByName(n)
+		c := r.d.spec.CheckByName(n)
 		if c == nil {
 			continue
 		}
-		done := d.measured(n)
-		if counted && done >= count(c) {
+		if counted && r.measured(n) >= count(c) {
 			continue
 		}
-		at := d.stepStart().Add(time.Duration(done) * interval(c))
+		at := r.start.Add(time.Duration(r.attempts(n)) * interval(c))
 		if next.IsZero() || at.Before(next) {
 			next = at
 		}
 	}
-	if !next.IsZero() {
-		if next.Before(d.in.Now) {
-			next = d.in.Now
-		}
-		d.p.WakeAt = next
+	if next.IsZero() {
+		return
+	}
+	if next.Before(r.d.in.Now) {
+		next = r.d.in.Now
+	}
+	if r.d.p.WakeAt.IsZero() || next.Before(r.d.p.WakeAt) {
+		r.d.p.WakeAt = next
 	}
 }
 

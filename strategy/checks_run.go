@@ -81,16 +81,6 @@ func (r *Runner) client() *http.Client {
 
 func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Measurement {
 	m := Measurement{Check: c.Name, Outcome: Inconclusive}
-	tmpl, err := template.New(c.Name).Option("missingkey=error").Parse(c.Prometheus.Query)
-	if err != nil {
-		m.Value = "bad query template: " + err.Error()
-		return m
-	}
-	var q bytes.Buffer
-	if err := tmpl.Execute(&q, cc); err != nil {
-		m.Value = "query template: " + err.Error()
-		return m
-	}
 	cond, err := v1alpha1.ParseCondition(c.SuccessCondition)
 	if err != nil {
 		m.Value = err.Error()
@@ -101,25 +91,93 @@ func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckCont
 		m.Value = err.Error()
 		return m
 	}
+	api := promv1.NewAPI(client)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	val, _, _, err := promv1.NewAPI(client).Query(ctx, q.String(), time.Now())
-	if err != nil {
-		m.Value = "query failed: " + err.Error()
-		return m
-	}
-	v, ok, why := single(val)
-	if !ok {
+	now := time.Now()
+	v, why := instant(ctx, api, c.Name, c.Prometheus.Query, cc, now)
+	min := c.Samples()
+	if why != "" && (min == 0 || (why != "empty result" && why != "NaN")) {
 		m.Value = why
 		return m
 	}
 	m.Value = strconv.FormatFloat(v, 'g', 4, 64)
+	if min > 0 {
+		// The samples the value rests on, at the same instant.
+		n, cwhy := instant(ctx, api, c.Name, c.Prometheus.CountQuery, cc, now)
+		if cwhy != "" && cwhy != "empty result" {
+			m.Value = "count query: " + cwhy
+			return m
+		}
+		if why != "" {
+			// No value (no series yet, or 0/0): no data is too few data,
+			// unless the count says there were samples.
+			if n >= float64(min) {
+				m.Value = why
+				return m
+			}
+			m.Outcome = TooFew
+			m.Value = fmt.Sprintf("%s on %.0f samples, fewer than %d", why, n, min)
+			return m
+		}
+		if n < float64(min) {
+			// Too few to pass; a failure may already be certain: if even
+			// good samples up to the minimum could not bring the rate
+			// within the condition, it fails now.
+			if best, ok := bestCase(v, n, float64(min), cond); ok && !cond.Holds(best) {
+				m.Outcome = Fail
+				m.Value = fmt.Sprintf("%s on %.0f samples (%.4g at best on %d)", m.Value, n, best, min)
+				return m
+			}
+			m.Outcome = TooFew
+			m.Value = fmt.Sprintf("%s on %.0f samples, fewer than %d", m.Value, n, min)
+			return m
+		}
+	}
 	if cond.Holds(v) {
 		m.Outcome = Pass
 	} else {
 		m.Outcome = Fail
 	}
 	return m
+}
+
+// bestCase is the best a rate v measured on n samples can become once
+// there are min: every missing sample good (a success rate rises toward 1,
+// an error rate falls toward 0). Only rates between 0 and 1 under a
+// condition on a rate have one.
+func bestCase(v, n, min float64, cond v1alpha1.Condition) (float64, bool) {
+	if v < 0 || v > 1 || n < 0 || cond.Threshold <= 0 || cond.Threshold >= 1 {
+		return 0, false
+	}
+	switch cond.Op {
+	case ">=", ">":
+		return (v*n + (min - n)) / min, true
+	case "<=", "<":
+		return v * n / min, true
+	}
+	return 0, false
+}
+
+// instant evaluates a query template at t; why says what went wrong.
+func instant(ctx context.Context, api promv1.API, name, query string, cc CheckContext, t time.Time) (float64, string) {
+	tmpl, err := template.New(name).Option("missingkey=error").Parse(query)
+	if err != nil {
+		return 0, "bad query template: " + err.Error()
+	}
+	var q bytes.Buffer
+	if err := tmpl.Execute(&q, cc); err != nil {
+		return 0, "query template: " + err.Error()
+	}
+	val, _, _, err := api.Query(ctx, q.String(), t)
+	if err != nil {
+		return 0, "query failed: " + err.Error()
+	}
+	v, ok, why := single(val)
+	if !ok {
+		return 0, why
+	}
+	return v, ""
 }
 
 // single reads a scalar or a one-sample vector; empty, NaN or several

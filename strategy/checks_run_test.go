@@ -82,6 +82,31 @@ func TestPrometheusChecks(t *testing.T) {
 			}
 		})
 	}
+	// With a count of the samples the value rests on: too few is no verdict.
+	count := `sum(http_requests_total{service="{{.Canary.Service}}"})`
+	for _, tt := range []struct {
+		min   *int32
+		want  Outcome
+		value string
+	}{
+		{ptr(int32(1000)), Fail, "0.6667 on 300 samples (0.9 at best on 1000)"}, // already certain to fail
+		{ptr(int32(400)), Fail, "0.6667 on 300 samples (0.75 at best on 400)"},
+		{ptr(int32(100000)), TooFew, "0.6667 on 300 samples, fewer than 100000"}, // 0.999 at best: could still pass
+		{nil, Fail, "0.6667"}, // the default for ">= 0.99" is 299
+		{ptr(int32(100)), Fail, "0.6667"},
+	} {
+		c := check(rate, ">= 0.99")
+		c.Prometheus.CountQuery, c.MinSamples = count, tt.min
+		if m := runner.Run(ctx, c, cc); m.Outcome != tt.want || m.Value != tt.value {
+			t.Errorf("minSamples %v: got %+v, want %s %q", tt.min, m, tt.want, tt.value)
+		}
+	}
+	// No series yet is no data, so too few samples, not inconclusive.
+	none := check(`sum(http_requests_total{service="nope"})`, ">= 0.99")
+	none.Prometheus.CountQuery = `sum(http_requests_total{service="nope"})`
+	if m := runner.Run(ctx, none, cc); m.Outcome != TooFew || m.Value != "empty result on 0 samples, fewer than 299" {
+		t.Errorf("no series yet: %+v", m)
+	}
 	unreachable := check(rate, ">= 0.99")
 	unreachable.Prometheus.Address = "http://127.0.0.1:1"
 	if m := runner.Run(ctx, unreachable, cc); m.Outcome != Inconclusive || !strings.Contains(m.Value, "query failed") {
@@ -127,3 +152,5 @@ func TestWebhookChecks(t *testing.T) {
 		t.Errorf("timeout: %+v", m)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -177,6 +177,7 @@ func (d *decision) startCanary(why string) {
 	st := d.st()
 	st.Canary = d.head()
 	st.Rollback = false
+	d.endAnalysis()
 	st.DrainUntil, d.p.Drain = nil, false // the canary track is in use again
 	st.Step, st.Weight = 0, 0
 	st.Phase = v1alpha1.PhaseProgressing
@@ -196,6 +197,7 @@ func (d *decision) abort(phase v1alpha1.Phase, why string, failure bool) {
 	}
 	st.Canary, st.Step, st.Weight = nil, 0, 0
 	st.Rollback = false
+	d.endAnalysis()
 	st.Phase = phase
 	st.Message = why
 	d.p.DeleteCanary = true
@@ -247,6 +249,10 @@ func (d *decision) canary() {
 		d.p.WakeAt = d.in.Now.Add(readyRecheck)
 		return
 	}
+	if !d.background() {
+		return
+	}
+	defer d.wakeForAnalysis()
 	if d.spec.Strategy.Manual() {
 		d.manual()
 		return
@@ -298,6 +304,7 @@ func (d *decision) promote(why string) {
 	st := d.st()
 	st.Phase = v1alpha1.PhasePromoting
 	st.Weight = 100
+	d.endAnalysis()
 	st.Message = "promoting " + short(st.Canary.Revision) + ": " + why
 	d.transition("promoting " + short(st.Canary.Revision))
 	if d.keepingPrevious() {
@@ -385,7 +392,7 @@ func (d *decision) manual() {
 	if d.in.StableSpecWeight != nil && *d.in.StableSpecWeight == want {
 		want = 0 // a weight left from the last rollout never applies to a new version
 	}
-	if failed, why := d.foldChecks(d.spec.Strategy.Canary.Checks); failed {
+	if failed, why := d.stepRun().fold(d.spec.Strategy.Canary.Checks); failed {
 		d.abort(v1alpha1.PhaseAborted, why, true)
 		return
 	}
@@ -402,7 +409,7 @@ func (d *decision) manual() {
 	}
 	st.Phase = v1alpha1.PhasePaused
 	st.Message = fmt.Sprintf("at weight %d; raise spec.strategy.canary.weight to continue", st.Weight)
-	d.wakeForChecks(d.spec.Strategy.Canary.Checks, false)
+	d.stepRun().wake(d.spec.Strategy.Canary.Checks, false)
 }
 
 // advance finishes the current step.
@@ -450,14 +457,18 @@ func (d *decision) step(s v1alpha1.Step) {
 		st.Phase = v1alpha1.PhasePaused
 		st.Message = fmt.Sprintf("waiting for approval of gate %q for revision %s", s.Pause.Gate, short(st.Canary.Revision))
 	case s.Check != nil:
-		failed, why := d.foldChecks(s.Check)
+		failed, why := d.stepRun().fold(s.Check)
 		switch {
 		case failed:
 			d.abort(v1alpha1.PhaseAborted, why, true)
-		case d.checksDone(s.Check):
+		case d.stepRun().done(s.Check):
 			d.advance("checks passed: " + d.checksSummary())
 		default:
-			d.wakeForChecks(s.Check, true)
+			if why, _ := d.stepRun().starved(s.Check); why != "" {
+				st.Phase = v1alpha1.PhasePaused
+				st.Message = why + "; still measuring (onTooFewSamples: pause)"
+			}
+			d.stepRun().wake(s.Check, true)
 		}
 	}
 }

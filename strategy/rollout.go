@@ -44,12 +44,12 @@ func (d *decision) rollout() {
 		return
 	}
 	names, _ := d.activeChecks()
-	if failed, why := d.foldChecks(names); failed {
+	if failed, why := d.stepRun().fold(names); failed {
 		d.rollback(why)
 		return
 	}
-	if !d.checksDone(names) {
-		d.wakeForChecks(names, true)
+	if !d.stepRun().done(names) {
+		d.stepRun().wake(names, true)
 		return
 	}
 	d.rememberPromoted(st.Stable, st.Canary, false)

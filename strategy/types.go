@@ -61,6 +61,9 @@ const (
 	Pass         Outcome = "pass"
 	Fail         Outcome = "fail"
 	Inconclusive Outcome = "inconclusive"
+	// TooFew: the value rests on fewer samples than the check's minimum;
+	// no verdict, measure again an interval later.
+	TooFew Outcome = "too-few-samples"
 )
 
 // Measurement is one result of a check the agent ran because DueChecks

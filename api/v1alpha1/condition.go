@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Condition is a parsed successCondition: the measured value compared with
@@ -57,4 +58,48 @@ func (c Condition) Holds(v float64) bool {
 // String writes the condition back as "OP NUMBER".
 func (c Condition) String() string {
 	return c.Op + " " + strconv.FormatFloat(c.Threshold, 'g', -1, 64)
+}
+
+// What a check does when its samples stay too few (Check.OnTooFewSamples).
+const (
+	TooFewFail  = "fail"
+	TooFewPause = "pause"
+)
+
+// DefaultSamplesTimeout is how long a check waits for enough samples.
+const DefaultSamplesTimeout = 10 * time.Minute
+
+// MinSamplesFor is the default minimum of samples for a condition that
+// guards a rate: the fewest requests in which a version failing at exactly
+// the rate the condition tolerates would, with 95% probability, have shown
+// a failure — n = ⌈ln 0.05 / ln(1−r)⌉. ">= 0.99" (a success rate, r = 1%)
+// gives 299; "< 0.05" (an error rate, r = 5%) gives 59. A condition that
+// is not on a rate between 0 and 1 gives 1.
+func MinSamplesFor(c Condition) int32 {
+	var r float64
+	switch {
+	case (c.Op == ">=" || c.Op == ">") && c.Threshold > 0 && c.Threshold < 1:
+		r = 1 - c.Threshold
+	case (c.Op == "<=" || c.Op == "<") && c.Threshold > 0 && c.Threshold < 1:
+		r = c.Threshold
+	default:
+		return 1
+	}
+	return int32(math.Ceil(math.Log(0.05) / math.Log(1-r)))
+}
+
+// Samples is the check's minimum of samples per measurement, 0 when it
+// counts none (no countQuery).
+func (c *Check) Samples() int32 {
+	if c.Prometheus == nil || c.Prometheus.CountQuery == "" {
+		return 0
+	}
+	if c.MinSamples != nil {
+		return *c.MinSamples
+	}
+	cond, err := ParseCondition(c.SuccessCondition)
+	if err != nil {
+		return 1
+	}
+	return MinSamplesFor(cond)
 }

@@ -34,8 +34,13 @@ type ReleaseStatus struct {
 	Weight        int32        `json:"weight"`
 	StepStartedAt *time.Time   `json:"stepStartedAt,omitempty"`
 	Checks        []CheckState `json:"checks,omitempty"`
-	Message       string       `json:"message,omitempty"`
-	Error         *SpecError   `json:"error,omitempty"`
+	// AnalysisStartedAt and Analysis are the background analysis of the
+	// canary in flight (spec.analysis): when it began and its checks'
+	// counters, over the whole canary rather than a step.
+	AnalysisStartedAt *time.Time   `json:"analysisStartedAt,omitempty"`
+	Analysis          []CheckState `json:"analysis,omitempty"`
+	Message           string       `json:"message,omitempty"`
+	Error             *SpecError   `json:"error,omitempty"`
 	// AbortedDigest is the version last aborted: it is not retried until the
 	// digest changes again, or spec.retry names AbortedRevision, the canary
 	// revision that was aborted.
@@ -71,7 +76,11 @@ type CheckState struct {
 	Passed       int32  `json:"passed"`
 	Failed       int32  `json:"failed"`
 	Inconclusive int32  `json:"inconclusive,omitempty"`
-	Last         string `json:"last,omitempty"`
+	// TooFew counts measurements on fewer samples than the check's
+	// minimum: not verdicts, but they move the next measurement on by an
+	// interval, and their total time is bounded by samplesTimeout.
+	TooFew int32  `json:"tooFew,omitempty"`
+	Last   string `json:"last,omitempty"`
 }
 
 // SpecError is an invalid spec or render, located in a file.

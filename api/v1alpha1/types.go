@@ -40,6 +40,8 @@ type ReleaseSpec struct {
 	Strategy Strategy `json:"strategy"`
 	// Checks are the metric and webhook checks steps may run.
 	Checks []Check `json:"checks,omitempty"`
+	// Analysis measures checks in the background of a canary.
+	Analysis *Analysis `json:"analysis,omitempty"`
 	// OnFailure is rollback (default) or revert (also commit the restore of
 	// the release's files as they were at the stable revision).
 	OnFailure FailurePolicy `json:"onFailure,omitempty"`
@@ -267,6 +269,17 @@ type Check struct {
 	// InconclusiveLimit is how many empty or NaN results are tolerated;
 	// default 0.
 	InconclusiveLimit *int32 `json:"inconclusiveLimit,omitempty"`
+	// MinSamples is the fewest samples (prometheus.countQuery) a
+	// measurement needs to count at all; below it the measurement is
+	// neither a pass nor a failure and the canary waits at its weight for
+	// more. Default: from successCondition, enough requests that the
+	// error rate it guards would have shown up (MinSamplesFor).
+	MinSamples *int32 `json:"minSamples,omitempty"`
+	// SamplesTimeout bounds that wait; default 10m.
+	SamplesTimeout *Duration `json:"samplesTimeout,omitempty"`
+	// OnTooFewSamples is what happens when it passes: fail (default)
+	// aborts, pause holds the canary Paused, still measuring.
+	OnTooFewSamples string `json:"onTooFewSamples,omitempty"`
 }
 
 // PrometheusCheck queries Prometheus. Query is a Go template with .Release,
@@ -274,6 +287,10 @@ type Check struct {
 type PrometheusCheck struct {
 	Address string `json:"address"`
 	Query   string `json:"query"`
+	// CountQuery is how many samples (requests) the query's value is
+	// based on, a template like Query; with it a measurement on too few
+	// samples is not a verdict (see Check.MinSamples).
+	CountQuery string `json:"countQuery,omitempty"`
 }
 
 // WebhookCheck POSTs JSON; a 2xx answer passes, anything else fails.
@@ -309,4 +326,15 @@ type Retry struct {
 type Abort struct {
 	Revision string `json:"revision"`
 	Reason   string `json:"reason,omitempty"`
+}
+
+// Analysis is background analysis (Argo Rollouts' background analysis,
+// Flagger's per-interval checks): its checks are measured at their
+// intervals from the step StartingStep (0-based, default 0) until the
+// promotion — during pauses, gates and manual mode too — and a failure
+// beyond a check's failureLimit aborts the canary at whatever step it is.
+// A check's count does not apply: it runs until the promotion.
+type Analysis struct {
+	Checks       []string `json:"checks"`
+	StartingStep int32    `json:"startingStep,omitempty"`
 }

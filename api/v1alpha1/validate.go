@@ -115,6 +115,7 @@ func (v *validator) release() {
 	v.dnsName("spec.workload.name", s.Workload.Name, false)
 	v.checks()
 	v.strategy()
+	v.analysis()
 	switch s.OnFailure {
 	case "", OnFailureRollback, OnFailureRevert:
 	default:
@@ -376,6 +377,25 @@ func (v *validator) match(base string, m *RouteMatch) {
 	}
 }
 
+func (v *validator) analysis() {
+	a := v.p.Release.Spec.Analysis
+	if a == nil {
+		return
+	}
+	st := &v.p.Release.Spec.Strategy
+	if !st.Routed() || st.Shadow != nil {
+		v.errorf("spec.analysis", "background analysis runs beside a canary's steps: canary, blueGreen or abTest")
+		return
+	}
+	if len(a.Checks) == 0 {
+		v.errorf("spec.analysis.checks", "names no check")
+	}
+	v.checkRefs("spec.analysis.checks", a.Checks)
+	if n := int32(len(st.Steps())); a.StartingStep < 0 || (n > 0 && a.StartingStep >= n) {
+		v.errorf("spec.analysis.startingStep", "must be a step index, 0 to %d, got %d", max(n-1, 0), a.StartingStep)
+	}
+}
+
 func (v *validator) checkRefs(field string, names []string) {
 	for i, n := range names {
 		if v.p.Release.Spec.CheckByName(n) == nil {
@@ -409,6 +429,11 @@ func (v *validator) checks() {
 			if c.SuccessCondition == "" {
 				v.errorf(p+".successCondition", "required for a prometheus check, e.g. \">= 0.99\"")
 			}
+			if q := c.Prometheus.CountQuery; q != "" {
+				if _, err := template.New("q").Option("missingkey=error").Parse(q); err != nil {
+					v.errorf(p+".prometheus.countQuery", "invalid template: %v", err)
+				}
+			}
 		case c.Webhook != nil:
 			v.url(p+".webhook.url", c.Webhook.URL)
 		default:
@@ -423,10 +448,19 @@ func (v *validator) checks() {
 			field string
 			val   *int32
 			min   int32
-		}{{"count", c.Count, 1}, {"failureLimit", c.FailureLimit, 0}, {"inconclusiveLimit", c.InconclusiveLimit, 0}} {
+		}{{"count", c.Count, 1}, {"failureLimit", c.FailureLimit, 0}, {"inconclusiveLimit", c.InconclusiveLimit, 0}, {"minSamples", c.MinSamples, 1}} {
 			if n.val != nil && *n.val < n.min {
 				v.errorf(p+"."+n.field, "must be at least %d, got %d", n.min, *n.val)
 			}
+		}
+		if (c.MinSamples != nil || c.SamplesTimeout != nil || c.OnTooFewSamples != "") && (c.Prometheus == nil || c.Prometheus.CountQuery == "") {
+			v.errorf(p+".minSamples", "counts samples with prometheus.countQuery: set it, e.g. sum(increase(requests_total{...}[1m]))")
+		}
+		if c.SamplesTimeout != nil && c.SamplesTimeout.Duration <= 0 {
+			v.errorf(p+".samplesTimeout", "must be positive, got %s", c.SamplesTimeout)
+		}
+		if o := c.OnTooFewSamples; o != "" && o != TooFewFail && o != TooFewPause {
+			v.errorf(p+".onTooFewSamples", "must be %s or %s, got %q", TooFewFail, TooFewPause, o)
 		}
 	}
 }

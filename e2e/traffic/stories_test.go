@@ -81,10 +81,11 @@ func TestBlueGreenSwitch(t *testing.T) {
 	noFailures(t, "blue-green", recs, map[string]time.Time{"approved": approved, "switched": switched, "promoted": promoted})
 }
 
-// successRate is the canary example's success-rate query on Traefik's
-// per-Service counter, its window shortened to the story's seconds: the
-// query users copy is the one proven here on real metrics.
-func successRate(t *testing.T) string {
+// exampleCheck is the canary example's success-rate check on Traefik's
+// per-Service counter (its query and its count of samples), the window
+// shortened to the story's: the check users copy is the one proven here on
+// real metrics.
+func exampleCheck(t *testing.T, window string) (query, count string) {
 	b, err := os.ReadFile("../../examples/releases/demo/canary/release.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -93,13 +94,28 @@ func successRate(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	flat := func(q string) string {
+		return strings.ReplaceAll(strings.Join(strings.Fields(q), " "), "[1m]", "["+window+"]")
+	}
 	for _, c := range p.Release.Spec.Checks {
-		if c.Name == "success-rate" && c.Prometheus != nil {
-			return strings.ReplaceAll(strings.Join(strings.Fields(c.Prometheus.Query), " "), "[1m]", "[5s]")
+		if c.Name == "success-rate" && c.Prometheus != nil && c.Prometheus.CountQuery != "" {
+			return flat(c.Prometheus.Query), flat(c.Prometheus.CountQuery)
 		}
 	}
-	t.Fatal("the canary example has no success-rate check on Prometheus")
-	return ""
+	t.Fatal("the canary example has no success-rate check on Prometheus with a countQuery")
+	return "", ""
+}
+
+// successRateCheck is the check of the stories below.
+func successRateCheck(t *testing.T, prom, window, extra string) string {
+	query, count := exampleCheck(t, window)
+	return fmt.Sprintf(`  checks:
+  - name: success-rate
+    prometheus:
+      address: %s
+      query: '%s'
+      countQuery: '%s'
+%s`, prom, query, count, extra)
 }
 
 // TestBadVersionIsAborted: a version failing half of its requests gets
@@ -115,17 +131,12 @@ func TestBadVersionIsAborted(t *testing.T) {
       - setWeight: 10
       - check: [success-rate]
       - setWeight: 50
-`, fmt.Sprintf(`  checks:
-  - name: success-rate
-    prometheus:
-      address: %s
-      query: '%s'
-    successCondition: ">= 0.95"
+`, successRateCheck(t, prom.URL, "5s", `    successCondition: ">= 0.95"
     interval: 2s
     count: 10
     failureLimit: 0
     inconclusiveLimit: 5
-`, prom.URL, successRate(t)))))
+`))))
 	s.env["6.6.6"] = `[{name: ERROR_RATE, value: "0.5"}]`
 	id := s.ns + "/app"
 	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
@@ -307,4 +318,47 @@ func TestShadowGuard(t *testing.T) {
 	if share, n := loadgen.Share(recs, "6.7.0"); share != 1 || n == 0 {
 		t.Errorf("users reached the shadow version: 6.7.0 answered %.3f of %d", share, n)
 	}
+}
+
+// TestFewRequestsNeverPass: a version failing 5% of its requests at 10%
+// of 100 requests/s, under the canary example's success-rate check
+// (">= 0.99", so at least 299 requests before a pass). Measurements on
+// fewer requests are no verdict; a failure becomes certain after a few
+// failed requests, and the canary is aborted without ever leaving 10%.
+func TestFewRequestsNeverPass(t *testing.T) {
+	t.Parallel()
+	prom := promtest.Start(t, cluster.Gateway.MetricsTarget)
+	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
+    canary:
+      steps:
+      - setWeight: 10
+      - check: [success-rate]
+      - setWeight: 50
+`, successRateCheck(t, prom.URL, "30s", `    successCondition: ">= 0.99"
+    interval: 2s
+    count: 3
+    samplesTimeout: 2m
+`))))
+	s.env["6.6.5"] = `[{name: ERROR_RATE, value: "0.05"}]`
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	stop := s.load(100)
+	time.Sleep(3 * time.Second)
+	pushed := time.Now()
+	s.bump("6.7.0", "6.6.5")
+	st := s.waitStatus(id, 150*time.Second, func(st v1alpha1.ReleaseStatus) bool {
+		return st.Phase == v1alpha1.PhaseAborted || st.Weight > 10
+	})
+	aborted := time.Now()
+	recs := stop()
+	if st.Phase != v1alpha1.PhaseAborted || !strings.Contains(st.Message, "success-rate failed") {
+		t.Fatalf("a version failing 5%% was not stopped at 10%%: %s %q", st.Phase, st.Message)
+	}
+	bad := loadgen.Filter(recs, func(r loadgen.Record) bool { return r.Version == "6.6.5" })
+	hist := gitserver.Git(t, s.repo.Bare, "log", "--format=%s", "sluice/status")
+	if strings.Contains(hist, "checks passed") || strings.Contains(hist, "setWeight 50") {
+		t.Errorf("the check passed or the canary moved on:\n%s", hist)
+	}
+	t.Logf("5%%-failing version aborted %.1fs after the push, after answering %d requests (%d failed): %q",
+		aborted.Sub(pushed).Seconds(), len(bad), loadgen.Failed(bad), st.Message)
 }

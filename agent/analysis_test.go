@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+)
+
+// TestBackgroundAnalysisAbortsAtAGate: a canary waits at a gate for a
+// person; its background analysis (a real webhook, measured every second)
+// keeps watching, and when the webhook starts failing the canary is
+// aborted there, without anyone approving or any step running a check.
+func TestBackgroundAnalysisAbortsAtAGate(t *testing.T) {
+	var calls atomic.Int64
+	var failing atomic.Bool
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(hook.Close)
+	files := fixture(t, "NAMESPACE", "canary")
+	files["releases/demo/canary/release.yaml"] = `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: NAMESPACE}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    scaleDownDelay: 0s
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {gate: qa}
+      - setWeight: 100
+  checks:
+  - name: health
+    webhook: {url: "` + hook.URL + `"}
+    interval: 1s
+  analysis: {checks: [health], startingStep: 1}
+`
+	e := newEnv(t, files, nil)
+	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	if calls.Load() != 0 {
+		t.Fatalf("the analysis ran without a canary: %d calls", calls.Load())
+	}
+	dep := files["releases/demo/canary/deployment.yaml"]
+	e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.repo.Push(t)
+	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, `gate "qa"`)
+	}, nil)
+	// Waiting at the gate, the analysis is measured every second.
+	deadline := time.Now().Add(20 * time.Second)
+	for calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d analysis measurements at the gate in 20s, want 3 (one a second)", calls.Load())
+		}
+		e.passUntil("demo/canary", 5*time.Second, func(v1alpha1.ReleaseStatus) bool { return true }, nil)
+		time.Sleep(300 * time.Millisecond)
+	}
+	if st := e.status("demo/canary"); st.Phase != v1alpha1.PhasePaused || st.Step != 1 {
+		t.Fatalf("passing analysis moved the canary: %+v", st)
+	}
+	failing.Store(true)
+	failedAt := time.Now()
+	st := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
+	if !strings.Contains(st.Message, "background analysis: check health failed 1 times") {
+		t.Errorf("abort message: %q", st.Message)
+	}
+	t.Logf("aborted at the gate %.1fs after the analysis started failing: %s", time.Since(failedAt).Seconds(), st.Message)
+}
