@@ -68,6 +68,8 @@ func (r *Runner) Run(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Me
 		return r.prometheus(ctx, c, cc)
 	case c.Webhook != nil:
 		return r.webhook(ctx, c, cc)
+	case c.Compare != nil:
+		return r.compare(ctx, c, cc)
 	}
 	return Measurement{Check: c.Name, Outcome: Inconclusive, Value: "no provider"}
 }

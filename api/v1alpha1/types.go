@@ -258,6 +258,7 @@ type Check struct {
 	Name       string           `json:"name"`
 	Prometheus *PrometheusCheck `json:"prometheus,omitempty"`
 	Webhook    *WebhookCheck    `json:"webhook,omitempty"`
+	Compare    *CompareCheck    `json:"compare,omitempty"`
 	// SuccessCondition compares the query's value, e.g. ">= 0.99".
 	SuccessCondition string `json:"successCondition,omitempty"`
 	// Interval between measurements; default 30s.
@@ -337,4 +338,38 @@ type Abort struct {
 type Analysis struct {
 	Checks       []string `json:"checks"`
 	StartingStep int32    `json:"startingStep,omitempty"`
+}
+
+// CompareCheck judges the canary against the stable track, Kayenta's way:
+// each metric is a PromQL template evaluated per track over the last
+// Window at Step resolution ({{.Track}} is stable or canary, {{.Service}}
+// and {{.Workload}} that track's, {{.Namespace}} and {{.Release}} as in
+// other checks); a Mann-Whitney U test per metric classifies it Pass,
+// High or Low; the score is the percentage of metrics not classified in
+// their bad direction. A measurement passes at a score of at least Pass,
+// fails below Marginal, and is inconclusive between them; too few samples
+// per track (Check.MinSamples, default 8) are no verdict.
+type CompareCheck struct {
+	Address string `json:"address"`
+	// Window of samples per measurement; default 1m.
+	Window *Duration `json:"window,omitempty"`
+	// Step between samples; default 5s.
+	Step    *Duration       `json:"step,omitempty"`
+	Metrics []CompareMetric `json:"metrics"`
+	// Alpha is each test's significance level; default 0.05.
+	Alpha *float64 `json:"alpha,omitempty"`
+	// Pass and Marginal are score thresholds in percent; defaults 95, 75.
+	Pass     *float64 `json:"pass,omitempty"`
+	Marginal *float64 `json:"marginal,omitempty"`
+}
+
+// CompareMetric is one metric of a compare check.
+type CompareMetric struct {
+	Name  string `json:"name"`
+	Query string `json:"query"`
+	// Direction is the change that is bad: increase, decrease or either.
+	Direction string `json:"direction"`
+	// Tolerance is the largest difference of the tracks' medians, in the
+	// metric's unit, that does not matter; default 0.
+	Tolerance float64 `json:"tolerance,omitempty"`
 }

@@ -416,9 +416,17 @@ func (v *validator) checks() {
 			}
 			seen[c.Name] = i
 		}
+		providers := 0
+		for _, set := range []bool{c.Prometheus != nil, c.Webhook != nil, c.Compare != nil} {
+			if set {
+				providers++
+			}
+		}
 		switch {
-		case c.Prometheus != nil && c.Webhook != nil:
-			v.errorf(p, "set exactly one provider: prometheus or webhook")
+		case providers > 1:
+			v.errorf(p, "set exactly one provider: prometheus, webhook or compare")
+		case c.Compare != nil:
+			v.compare(p+".compare", c.Compare)
 		case c.Prometheus != nil:
 			v.url(p+".prometheus.address", c.Prometheus.Address)
 			if v.required(p+".prometheus.query", c.Prometheus.Query) {
@@ -437,7 +445,7 @@ func (v *validator) checks() {
 		case c.Webhook != nil:
 			v.url(p+".webhook.url", c.Webhook.URL)
 		default:
-			v.errorf(p, "set exactly one provider: prometheus or webhook")
+			v.errorf(p, "set exactly one provider: prometheus, webhook or compare")
 		}
 		if c.SuccessCondition != "" {
 			if _, err := ParseCondition(c.SuccessCondition); err != nil {
@@ -453,7 +461,7 @@ func (v *validator) checks() {
 				v.errorf(p+"."+n.field, "must be at least %d, got %d", n.min, *n.val)
 			}
 		}
-		if (c.MinSamples != nil || c.SamplesTimeout != nil || c.OnTooFewSamples != "") && (c.Prometheus == nil || c.Prometheus.CountQuery == "") {
+		if (c.MinSamples != nil || c.SamplesTimeout != nil || c.OnTooFewSamples != "") && (c.Prometheus == nil || c.Prometheus.CountQuery == "") && c.Compare == nil {
 			v.errorf(p+".minSamples", "counts samples with prometheus.countQuery: set it, e.g. sum(increase(requests_total{...}[1m]))")
 		}
 		if c.SamplesTimeout != nil && c.SamplesTimeout.Duration <= 0 {
@@ -462,6 +470,56 @@ func (v *validator) checks() {
 		if o := c.OnTooFewSamples; o != "" && o != TooFewFail && o != TooFewPause {
 			v.errorf(p+".onTooFewSamples", "must be %s or %s, got %q", TooFewFail, TooFewPause, o)
 		}
+	}
+}
+
+func (v *validator) compare(p string, c *CompareCheck) {
+	v.url(p+".address", c.Address)
+	if len(c.Metrics) == 0 {
+		v.errorf(p+".metrics", "names no metric")
+	}
+	seen := map[string]int{}
+	for i, m := range c.Metrics {
+		mp := fmt.Sprintf("%s.metrics[%d]", p, i)
+		if v.required(mp+".name", m.Name) {
+			if prev, dup := seen[m.Name]; dup {
+				v.errorf(mp+".name", "%q is already the name of metrics[%d]", m.Name, prev)
+			}
+			seen[m.Name] = i
+		}
+		if v.required(mp+".query", m.Query) {
+			if _, err := template.New("q").Option("missingkey=error").Parse(m.Query); err != nil {
+				v.errorf(mp+".query", "invalid template: %v", err)
+			}
+		}
+		switch m.Direction {
+		case "increase", "decrease", "either":
+		default:
+			v.errorf(mp+".direction", "must be increase, decrease or either (the change that is bad), got %q", m.Direction)
+		}
+		if m.Tolerance < 0 {
+			v.errorf(mp+".tolerance", "must not be negative, got %v", m.Tolerance)
+		}
+	}
+	if c.Window != nil && c.Window.Duration <= 0 {
+		v.errorf(p+".window", "must be positive, got %s", c.Window)
+	}
+	if c.Step != nil && c.Step.Duration <= 0 {
+		v.errorf(p+".step", "must be positive, got %s", c.Step)
+	}
+	if c.Alpha != nil && (*c.Alpha <= 0 || *c.Alpha >= 1) {
+		v.errorf(p+".alpha", "must be between 0 and 1, got %v", *c.Alpha)
+	}
+	for _, t := range []struct {
+		field string
+		val   *float64
+	}{{"pass", c.Pass}, {"marginal", c.Marginal}} {
+		if t.val != nil && (*t.val < 0 || *t.val > 100) {
+			v.errorf(p+"."+t.field, "must be a percentage, 0 to 100, got %v", *t.val)
+		}
+	}
+	if c.Pass != nil && c.Marginal != nil && *c.Marginal > *c.Pass {
+		v.errorf(p+".marginal", "must not be above pass (%v), got %v", *c.Pass, *c.Marginal)
 	}
 }
 

@@ -44,7 +44,9 @@ type Config struct {
 	// Alpha is the significance level of each test (default 0.05).
 	Alpha float64
 	// MinSamples is the fewest samples per track a metric needs to be
-	// judged (default 3); below it the metric has no data.
+	// judged (default 8); below it the metric has no data. Fewer than 4
+	// per track could never reach p < 0.05 (two-sided), so a bad canary
+	// would pass for want of data.
 	MinSamples int
 	// Pass and Marginal are score thresholds in percent (defaults 95 and
 	// 75, Kayenta's): a score at or above Pass passes, below Marginal fails,
@@ -57,7 +59,7 @@ func (c Config) withDefaults() Config {
 		c.Alpha = 0.05
 	}
 	if c.MinSamples == 0 {
-		c.MinSamples = 3
+		c.MinSamples = 8
 	}
 	if c.Pass == 0 {
 		c.Pass = 95
@@ -146,7 +148,8 @@ func Judge(cfg Config, metrics []Metric) Result {
 }
 
 // String is the run in one line, for status messages and commit
-// trailers: "score 50 fail: errors High (p=0.0001, 0.021 vs 0.001), latency Pass (p=0.41, …)".
+// trailers: "score 50 fail: errors High (U=870 p=1e-09, canary 0.021 vs
+// baseline 0.001, n=30/30), latency Pass (…)".
 func (r Result) String() string {
 	var parts []string
 	for _, m := range r.Metrics {
@@ -154,7 +157,7 @@ func (r Result) String() string {
 			parts = append(parts, fmt.Sprintf("%s NoData (n=%d/%d)", m.Name, m.NCanary, m.NBase))
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s %s (p=%.2g, canary %.4g vs baseline %.4g, n=%d/%d)", m.Name, m.Class, m.P, m.Canary, m.Baseline, m.NCanary, m.NBase))
+		parts = append(parts, fmt.Sprintf("%s %s (U=%g p=%.2g, canary %.4g vs baseline %.4g, n=%d/%d)", m.Name, m.Class, m.U, m.P, m.Canary, m.Baseline, m.NCanary, m.NBase))
 	}
 	return fmt.Sprintf("score %.0f %s: %s", r.Score, r.Verdict, strings.Join(parts, ", "))
 }
