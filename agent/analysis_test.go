@@ -76,3 +76,62 @@ spec:
 	}
 	t.Logf("aborted at the gate %.1fs after the analysis started failing: %s", time.Since(failedAt).Seconds(), st.Message)
 }
+
+// TestPostPromotionAnalysisSwitchesBack: the canary is promoted (every
+// request to the new version), its post-promotion check — a real webhook —
+// fails, and every request goes back to the previous version, which the
+// stable Deployment still runs: it was never replaced.
+func TestPostPromotionAnalysisSwitchesBack(t *testing.T) {
+	var calls atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) >= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(hook.Close)
+	files := fixture(t, "NAMESPACE", "canary")
+	files["releases/demo/canary/release.yaml"] = `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: NAMESPACE}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    scaleDownDelay: 0s
+    canary:
+      steps:
+      - setWeight: 50
+      - setWeight: 100
+  checks:
+  - name: post
+    webhook: {url: "` + hook.URL + `"}
+    interval: 1s
+    count: 3
+  analysis: {postPromotion: [post]}
+`
+	e := newEnv(t, files, nil)
+	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	dep := files["releases/demo/canary/deployment.yaml"]
+	e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.repo.Push(t)
+	sawSwitch := false
+	st := e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, func(s v1alpha1.ReleaseStatus) {
+		if s.Phase == v1alpha1.PhasePromoting {
+			w := e.weights("canary", "canary")
+			sawSwitch = sawSwitch || w["canary-canary"] == 100
+		}
+	})
+	if !sawSwitch {
+		t.Errorf("the route never sent every request to the new version before the analysis")
+	}
+	if !strings.Contains(st.Message, "post-promotion analysis: check post failed") {
+		t.Errorf("abort message: %q", st.Message)
+	}
+	if w := e.weights("canary", "canary"); w["canary-canary"] != 0 {
+		t.Errorf("after the switch back the route still weights the new version: %v", w)
+	}
+	if img := image(t, e, "canary"); img != "ghcr.io/sluice-dev/podinfo:6.7.0" {
+		t.Errorf("the stable Deployment runs %s: the previous version was replaced before the analysis passed", img)
+	}
+	t.Logf("switched back after %d post-promotion measurements: %s", calls.Load(), st.Message)
+}

@@ -84,7 +84,7 @@ func TestAnalysisValidation(t *testing.T) {
 		{"    canary: {steps: [{setWeight: 5}]}", "{checks: [nope]}", `spec.analysis.checks[0]: check "nope" is not defined`},
 		{"    canary: {steps: [{setWeight: 5}]}", "{checks: [once], startingStep: 1}", "spec.analysis.startingStep: must be a step index, 0 to 0, got 1"},
 		{"    rolling: {}", "{checks: [once]}", "spec.analysis: background analysis runs beside a canary's steps"},
-		{"    canary: {steps: [{setWeight: 5}]}", "{checks: []}", "spec.analysis.checks: names no check"},
+		{"    canary: {steps: [{setWeight: 5}]}", "{checks: []}", "spec.analysis: names no check: set checks (background) or postPromotion"},
 	} {
 		_, err := v1alpha1.ParseRelease("r.yaml", []byte(`apiVersion: sluice.dev/v1alpha1
 kind: Release
@@ -101,5 +101,55 @@ spec:
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.analysis, err, tt.want)
 		}
+	}
+}
+
+// TestPostPromotionAnalysis: after the switch to the new version its
+// post-promotion checks run their count; the previous version stays the
+// stable track meanwhile (even with no scale-down delay); passing, the
+// head goes to the stable track; failing, every request goes back to the
+// previous version and the new one is aborted.
+func TestPostPromotionAnalysis(t *testing.T) {
+	steps := "    scaleDownDelay: 0s\n    canary:\n      steps:\n      - setWeight: 50\n      - setWeight: 100"
+	extra := `  - name: post
+    webhook: {url: "http://smoke/post"}
+    interval: 10s
+    count: 2
+  analysis: {postPromotion: [post]}
+`
+	r := release(t, steps, extra)
+	p := Next(input(r, inflight(1, 50, v1alpha1.PhaseProgressing, 0), time.Second))
+	if p.Status.Phase != v1alpha1.PhasePromoting || p.Stable != StableFromStable || p.Route.Weight != 100 || !strings.Contains(p.Status.Message, "until the post-promotion analysis (post) passes") {
+		t.Fatalf("promotion: %+v stable %v", p.Status, p.Stable)
+	}
+	promoting := p.Status
+	in := input(r, promoting, time.Second)
+	if due := DueChecks(in); len(due) != 1 || due[0] != "post" {
+		t.Fatalf("due at the switch: %v", due)
+	}
+	in.Results = []Measurement{{Check: "post", Outcome: Pass, Value: "200"}}
+	p = Next(in)
+	if p.Status.Phase != v1alpha1.PhasePromoting || p.Stable != StableFromStable || !p.WakeAt.Equal(t0.Add(11*time.Second)) {
+		t.Fatalf("after one of two: %+v stable %v wake %s", p.Status, p.Stable, p.WakeAt)
+	}
+	after := p.Status
+
+	// Both pass: the head goes to the stable track.
+	in = input(r, after, 11*time.Second)
+	in.Results = []Measurement{{Check: "post", Outcome: Pass, Value: "200"}}
+	if p = Next(in); p.Stable != StableFromHead || p.Status.Phase != v1alpha1.PhasePromoting {
+		t.Fatalf("both passed: %+v stable %v", p.Status, p.Stable)
+	}
+
+	// The second fails: back to the previous version, aborted.
+	in = input(r, after, 11*time.Second)
+	in.Results = []Measurement{{Check: "post", Outcome: Fail, Value: "500"}}
+	p = Next(in)
+	if p.Status.Phase != v1alpha1.PhaseAborted || p.Route.Weight != 0 || !p.DeleteCanary || p.Stable != StableFromStable ||
+		!strings.Contains(p.Status.Message, "post-promotion analysis: check post failed 1 times") || p.Status.Stable.Digest != "s" {
+		t.Fatalf("failed after the switch: %+v stable %v", p.Status, p.Stable)
+	}
+	if p.Status.AbortedDigest != "c" {
+		t.Errorf("the failed version is not kept from being retried: %q", p.Status.AbortedDigest)
 	}
 }

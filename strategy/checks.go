@@ -15,6 +15,9 @@ import (
 // or all the time (manual mode).
 func (d *decision) activeChecks() ([]string, bool) {
 	st := d.st()
+	if post := d.postPromotion(); len(post) > 0 && st.Canary != nil && d.in.HeadDigest == st.Canary.Digest {
+		return post, true
+	}
 	if st.Canary == nil || st.Stable == nil || st.Phase == v1alpha1.PhasePromoting || st.Rollback {
 		return nil, false
 	}
@@ -112,6 +115,16 @@ func (d *decision) wakeForAnalysis() {
 	if a := d.analysis(); a != nil {
 		a.wake(d.spec.Analysis.Checks, false)
 	}
+}
+
+// postPromotion names the post-promotion checks while a promotion (not a
+// rollback) is switched to the new version.
+func (d *decision) postPromotion() []string {
+	st := d.st()
+	if a := d.spec.Analysis; a != nil && st.Phase == v1alpha1.PhasePromoting && !st.Rollback {
+		return a.PostPromotion
+	}
+	return nil
 }
 
 // endAnalysis forgets the background analysis of a canary that ended.

@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -308,8 +309,13 @@ func (d *decision) promote(why string) {
 	st.Message = "promoting " + short(st.Canary.Revision) + ": " + why
 	d.transition("promoting " + short(st.Canary.Revision))
 	if d.keepingPrevious() {
-		st.Message += fmt.Sprintf("; the stable track keeps %s for %s (scaleDownDelay)", short(st.Stable.Revision), d.spec.Strategy.KeepPrevious())
-		d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
+		if post := d.postPromotion(); len(post) > 0 {
+			st.Message += fmt.Sprintf("; the stable track keeps %s until the post-promotion analysis (%s) passes", short(st.Stable.Revision), strings.Join(post, ", "))
+			d.stepRun().wake(post, true)
+		} else {
+			st.Message += fmt.Sprintf("; the stable track keeps %s for %s (scaleDownDelay)", short(st.Stable.Revision), d.spec.Strategy.KeepPrevious())
+			d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
+		}
 		return
 	}
 	d.p.Stable = StableFromHead
@@ -321,6 +327,9 @@ func (d *decision) promote(why string) {
 // requests to the stable track it has just left.
 func (d *decision) keepingPrevious() bool {
 	st := d.st()
+	if post := d.postPromotion(); len(post) > 0 && !d.stepRun().done(post) {
+		return true // the post-promotion checks have not all passed yet
+	}
 	return st.StepStartedAt != nil && d.in.Now.Before(st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()))
 }
 
@@ -355,8 +364,19 @@ func (d *decision) draining() {
 
 func (d *decision) finishPromotion() {
 	st := d.st()
+	if post := d.postPromotion(); len(post) > 0 {
+		if failed, why := d.stepRun().fold(post); failed {
+			// The previous version is still the stable track: every
+			// request goes back to it.
+			d.abort(v1alpha1.PhaseAborted, "post-promotion analysis: "+why+"; switched back to "+short(st.Stable.Revision), true)
+			return
+		}
+		d.stepRun().wake(post, true)
+	}
 	if d.keepingPrevious() {
-		d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
+		if end := st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()); end.After(d.in.Now) && (d.p.WakeAt.IsZero() || end.Before(d.p.WakeAt)) {
+			d.p.WakeAt = end
+		}
 		return
 	}
 	d.p.Stable = StableFromHead

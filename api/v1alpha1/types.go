@@ -335,9 +335,16 @@ type Abort struct {
 // promotion — during pauses, gates and manual mode too — and a failure
 // beyond a check's failureLimit aborts the canary at whatever step it is.
 // A check's count does not apply: it runs until the promotion.
+//
+// PostPromotion checks (Argo Rollouts' postPromotionAnalysis) run after a
+// promotion's switch to the new version, each its count times at its
+// interval: the previous version stays the stable track until they pass
+// (and the scale-down delay is over), and a failure switches every request
+// back to it and aborts the version.
 type Analysis struct {
-	Checks       []string `json:"checks"`
-	StartingStep int32    `json:"startingStep,omitempty"`
+	Checks        []string `json:"checks,omitempty"`
+	StartingStep  int32    `json:"startingStep,omitempty"`
+	PostPromotion []string `json:"postPromotion,omitempty"`
 }
 
 // CompareCheck judges the canary against the stable track, Kayenta's way:

@@ -387,10 +387,11 @@ func (v *validator) analysis() {
 		v.errorf("spec.analysis", "background analysis runs beside a canary's steps: canary, blueGreen or abTest")
 		return
 	}
-	if len(a.Checks) == 0 {
-		v.errorf("spec.analysis.checks", "names no check")
+	if len(a.Checks) == 0 && len(a.PostPromotion) == 0 {
+		v.errorf("spec.analysis", "names no check: set checks (background) or postPromotion")
 	}
 	v.checkRefs("spec.analysis.checks", a.Checks)
+	v.checkRefs("spec.analysis.postPromotion", a.PostPromotion)
 	if n := int32(len(st.Steps())); a.StartingStep < 0 || (n > 0 && a.StartingStep >= n) {
 		v.errorf("spec.analysis.startingStep", "must be a step index, 0 to %d, got %d", max(n-1, 0), a.StartingStep)
 	}
