@@ -8,7 +8,6 @@ import (
 	"text/template"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
@@ -47,12 +46,11 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	if cmp.Step != nil {
 		step = cmp.Step.Duration
 	}
-	client, err := promapi.NewClient(promapi.Config{Address: cmp.Address, Client: r.client()})
+	api, err := r.promAPI(ctx, cmp.Address, cmp.Auth, cc.Namespace)
 	if err != nil {
 		m.Value = err.Error()
 		return m
 	}
-	api := promv1.NewAPI(client)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	end := time.Now()

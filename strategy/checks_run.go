@@ -12,7 +12,6 @@ import (
 	"text/template"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
@@ -57,6 +56,9 @@ func NewCheckContext(r *v1alpha1.Release, st *v1alpha1.ReleaseStatus) CheckConte
 type Runner struct {
 	// Client is used for webhooks and Prometheus; nil means a default.
 	Client *http.Client
+	// Secrets reads the credentials of checks (prometheus.auth,
+	// compare.auth) from the release's namespace; nil refuses them.
+	Secrets Secrets
 }
 
 // Run measures one check once. It never returns an error: a provider that
@@ -88,12 +90,11 @@ func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckCont
 		m.Value = err.Error()
 		return m
 	}
-	client, err := promapi.NewClient(promapi.Config{Address: c.Prometheus.Address, Client: r.client()})
+	api, err := r.promAPI(ctx, c.Prometheus.Address, c.Prometheus.Auth, cc.Namespace)
 	if err != nil {
 		m.Value = err.Error()
 		return m
 	}
-	api := promv1.NewAPI(client)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := time.Now()

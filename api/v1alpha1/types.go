@@ -291,7 +291,34 @@ type PrometheusCheck struct {
 	// CountQuery is how many samples (requests) the query's value is
 	// based on, a template like Query; with it a measurement on too few
 	// samples is not a verdict (see Check.MinSamples).
-	CountQuery string `json:"countQuery,omitempty"`
+	CountQuery string          `json:"countQuery,omitempty"`
+	Auth       *PrometheusAuth `json:"auth,omitempty"`
+}
+
+// PrometheusAuth is how a check reaches a Prometheus-compatible API
+// (Prometheus, Thanos, Mimir, VictoriaMetrics) that wants credentials.
+// Secrets are read from the release's own namespace, never another.
+type PrometheusAuth struct {
+	// BearerToken is sent as "Authorization: Bearer <token>".
+	BearerToken *SecretKey `json:"bearerToken,omitempty"`
+	// Basic is HTTP basic authentication.
+	Basic *BasicAuth `json:"basic,omitempty"`
+	// Headers are sent with every query, e.g. X-Scope-OrgID for a tenant.
+	Headers map[string]string `json:"headers,omitempty"`
+	// CA is a PEM bundle the server's certificate must chain to (https).
+	CA *SecretKey `json:"ca,omitempty"`
+}
+
+// SecretKey names one key of a Secret in the release's namespace.
+type SecretKey struct {
+	Secret string `json:"secret"`
+	Key    string `json:"key"`
+}
+
+// BasicAuth is a user name and a password from a Secret.
+type BasicAuth struct {
+	Username string    `json:"username"`
+	Password SecretKey `json:"password"`
 }
 
 // WebhookCheck POSTs JSON; a 2xx answer passes, anything else fails.
@@ -357,7 +384,8 @@ type Analysis struct {
 // fails below Marginal, and is inconclusive between them; too few samples
 // per track (Check.MinSamples, default 8) are no verdict.
 type CompareCheck struct {
-	Address string `json:"address"`
+	Address string          `json:"address"`
+	Auth    *PrometheusAuth `json:"auth,omitempty"`
 	// Window of samples per measurement; default 1m.
 	Window *Duration `json:"window,omitempty"`
 	// Step between samples; default 5s.

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 	"text/template"
 
@@ -438,6 +439,7 @@ func (v *validator) checks() {
 			if c.SuccessCondition == "" {
 				v.errorf(p+".successCondition", "required for a prometheus check, e.g. \">= 0.99\"")
 			}
+			v.auth(p+".prometheus.auth", c.Prometheus.Auth)
 			if q := c.Prometheus.CountQuery; q != "" {
 				if _, err := template.New("q").Option("missingkey=error").Parse(q); err != nil {
 					v.errorf(p+".prometheus.countQuery", "invalid template: %v", err)
@@ -476,6 +478,7 @@ func (v *validator) checks() {
 
 func (v *validator) compare(p string, c *CompareCheck) {
 	v.url(p+".address", c.Address)
+	v.auth(p+".auth", c.Auth)
 	if len(c.Metrics) == 0 {
 		v.errorf(p+".metrics", "names no metric")
 	}
@@ -522,6 +525,58 @@ func (v *validator) compare(p string, c *CompareCheck) {
 	if c.Pass != nil && c.Marginal != nil && *c.Marginal > *c.Pass {
 		v.errorf(p+".marginal", "must not be above pass (%v), got %v", *c.Pass, *c.Marginal)
 	}
+}
+
+// auth checks a Prometheus API's credentials: Secret references in the
+// release's namespace, one of bearer token or basic, header names that are
+// HTTP tokens and not the Authorization the two set.
+func (v *validator) auth(p string, a *PrometheusAuth) {
+	if a == nil {
+		return
+	}
+	if a.BearerToken != nil && a.Basic != nil {
+		v.errorf(p, "set bearerToken or basic, not both")
+	}
+	key := func(field string, k *SecretKey) {
+		if k == nil {
+			return
+		}
+		if v.required(field+".secret", k.Secret) {
+			v.dnsName(field+".secret", k.Secret, false)
+		}
+		v.required(field+".key", k.Key)
+	}
+	key(p+".bearerToken", a.BearerToken)
+	key(p+".ca", a.CA)
+	if a.Basic != nil {
+		v.required(p+".basic.username", a.Basic.Username)
+		key(p+".basic.password", &a.Basic.Password)
+	}
+	names := make([]string, 0, len(a.Headers))
+	for n := range a.Headers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		switch {
+		case strings.EqualFold(n, "Authorization"):
+			v.errorf(p+".headers."+n, "set bearerToken or basic instead: they read the secret from a Secret, not from Git")
+		case !validHeaderName(n):
+			v.errorf(p+".headers", "%q is not an HTTP header name", n)
+		}
+	}
+}
+
+func validHeaderName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for _, r := range n {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *validator) url(field, raw string) {
