@@ -297,6 +297,15 @@ func renderInputs(tree *gitsource.TreeFS, dir, file string) (string, []string) {
 			for _, d := range render.SourceDirs(tree, "/"+p.SourceDir()) {
 				dirs = append(dirs, strings.TrimPrefix(d, "/"))
 			}
+			// Its check templates are inputs too.
+			for _, c := range p.Release.Spec.Checks {
+				if c.Template != "" {
+					if d := render.TemplateDir(tree, "/", file); d != "" {
+						dirs = append(dirs, d)
+					}
+					break
+				}
+			}
 		}
 	}
 	return dirsKey(tree, dirs), dirs

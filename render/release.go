@@ -97,6 +97,9 @@ func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file
 	if err := badEntries(fsys, root, path.Dir(file)); err != nil {
 		return p, nil, err
 	}
+	if err := resolveTemplates(fsys, root, p); err != nil {
+		return p, nil, err
+	}
 	res, err := r.Render(ctx, Input{FS: fsys, Root: root, Release: p, CacheKey: cacheKey})
 	if err != nil {
 		return p, nil, err

@@ -255,10 +255,15 @@ type Recreate struct {
 
 // Check is a named metric or webhook check; exactly one provider is set.
 type Check struct {
-	Name       string           `json:"name"`
-	Prometheus *PrometheusCheck `json:"prometheus,omitempty"`
-	Webhook    *WebhookCheck    `json:"webhook,omitempty"`
-	Compare    *CompareCheck    `json:"compare,omitempty"`
+	Name string `json:"name"`
+	// Template names a check defined once in the repository
+	// (checks/<template>.yaml, see CheckTemplate); Args fill its
+	// $(args.<name>) references. A check from a template sets nothing else.
+	Template   string            `json:"template,omitempty"`
+	Args       map[string]string `json:"args,omitempty"`
+	Prometheus *PrometheusCheck  `json:"prometheus,omitempty"`
+	Webhook    *WebhookCheck     `json:"webhook,omitempty"`
+	Compare    *CompareCheck     `json:"compare,omitempty"`
 	// SuccessCondition compares the query's value, e.g. ">= 0.99".
 	SuccessCondition string `json:"successCondition,omitempty"`
 	// Interval between measurements; default 30s.

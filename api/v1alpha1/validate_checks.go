@@ -1,0 +1,211 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"text/template"
+)
+
+func (v *validator) checks() {
+	seen := map[string]int{}
+	for i := range v.p.Release.Spec.Checks {
+		c := &v.p.Release.Spec.Checks[i]
+		p := fmt.Sprintf("spec.checks[%d]", i)
+		if v.required(p+".name", c.Name) {
+			v.dnsName(p+".name", c.Name, true)
+			if prev, dup := seen[c.Name]; dup {
+				v.errorf(p+".name", "%q is already defined by spec.checks[%d]", c.Name, prev)
+			}
+			seen[c.Name] = i
+		}
+		if c.Template != "" {
+			v.templated(p, c)
+			continue
+		}
+		if len(c.Args) > 0 {
+			v.errorf(p+".args", "args are for a check from a template: set template")
+		}
+		v.check(p, c)
+	}
+}
+
+// check validates one check's fields at path p.
+func (v *validator) check(p string, c *Check) {
+	{
+		providers := 0
+		for _, set := range []bool{c.Prometheus != nil, c.Webhook != nil, c.Compare != nil} {
+			if set {
+				providers++
+			}
+		}
+		switch {
+		case providers > 1:
+			v.errorf(p, "set exactly one provider: prometheus, webhook or compare")
+		case c.Compare != nil:
+			v.compare(p+".compare", c.Compare)
+		case c.Prometheus != nil:
+			v.url(p+".prometheus.address", c.Prometheus.Address)
+			if v.required(p+".prometheus.query", c.Prometheus.Query) {
+				if _, err := template.New("q").Option("missingkey=error").Parse(c.Prometheus.Query); err != nil {
+					v.errorf(p+".prometheus.query", "invalid template: %v", err)
+				}
+			}
+			if c.SuccessCondition == "" {
+				v.errorf(p+".successCondition", "required for a prometheus check, e.g. \">= 0.99\"")
+			}
+			v.auth(p+".prometheus.auth", c.Prometheus.Auth)
+			if q := c.Prometheus.CountQuery; q != "" {
+				if _, err := template.New("q").Option("missingkey=error").Parse(q); err != nil {
+					v.errorf(p+".prometheus.countQuery", "invalid template: %v", err)
+				}
+			}
+		case c.Webhook != nil:
+			v.url(p+".webhook.url", c.Webhook.URL)
+		default:
+			v.errorf(p, "set exactly one provider: prometheus, webhook or compare")
+		}
+		if c.SuccessCondition != "" {
+			if _, err := ParseCondition(c.SuccessCondition); err != nil {
+				v.errorf(p+".successCondition", "%v", err)
+			}
+		}
+		for _, n := range []struct {
+			field string
+			val   *int32
+			min   int32
+		}{{"count", c.Count, 1}, {"failureLimit", c.FailureLimit, 0}, {"inconclusiveLimit", c.InconclusiveLimit, 0}, {"minSamples", c.MinSamples, 1}} {
+			if n.val != nil && *n.val < n.min {
+				v.errorf(p+"."+n.field, "must be at least %d, got %d", n.min, *n.val)
+			}
+		}
+		if (c.MinSamples != nil || c.SamplesTimeout != nil || c.OnTooFewSamples != "") && (c.Prometheus == nil || c.Prometheus.CountQuery == "") && c.Compare == nil {
+			v.errorf(p+".minSamples", "counts samples with prometheus.countQuery: set it, e.g. sum(increase(requests_total{...}[1m]))")
+		}
+		if c.SamplesTimeout != nil && c.SamplesTimeout.Duration <= 0 {
+			v.errorf(p+".samplesTimeout", "must be positive, got %s", c.SamplesTimeout)
+		}
+		if o := c.OnTooFewSamples; o != "" && o != TooFewFail && o != TooFewPause {
+			v.errorf(p+".onTooFewSamples", "must be %s or %s, got %q", TooFewFail, TooFewPause, o)
+		}
+	}
+}
+
+func (v *validator) compare(p string, c *CompareCheck) {
+	v.url(p+".address", c.Address)
+	v.auth(p+".auth", c.Auth)
+	if len(c.Metrics) == 0 {
+		v.errorf(p+".metrics", "names no metric")
+	}
+	seen := map[string]int{}
+	for i, m := range c.Metrics {
+		mp := fmt.Sprintf("%s.metrics[%d]", p, i)
+		if v.required(mp+".name", m.Name) {
+			if prev, dup := seen[m.Name]; dup {
+				v.errorf(mp+".name", "%q is already the name of metrics[%d]", m.Name, prev)
+			}
+			seen[m.Name] = i
+		}
+		if v.required(mp+".query", m.Query) {
+			if _, err := template.New("q").Option("missingkey=error").Parse(m.Query); err != nil {
+				v.errorf(mp+".query", "invalid template: %v", err)
+			}
+		}
+		switch m.Direction {
+		case "increase", "decrease", "either":
+		default:
+			v.errorf(mp+".direction", "must be increase, decrease or either (the change that is bad), got %q", m.Direction)
+		}
+		if m.Tolerance < 0 {
+			v.errorf(mp+".tolerance", "must not be negative, got %v", m.Tolerance)
+		}
+	}
+	if c.Window != nil && c.Window.Duration <= 0 {
+		v.errorf(p+".window", "must be positive, got %s", c.Window)
+	}
+	if c.Step != nil && c.Step.Duration <= 0 {
+		v.errorf(p+".step", "must be positive, got %s", c.Step)
+	}
+	if c.Alpha != nil && (*c.Alpha <= 0 || *c.Alpha >= 1) {
+		v.errorf(p+".alpha", "must be between 0 and 1, got %v", *c.Alpha)
+	}
+	for _, t := range []struct {
+		field string
+		val   *float64
+	}{{"pass", c.Pass}, {"marginal", c.Marginal}} {
+		if t.val != nil && (*t.val < 0 || *t.val > 100) {
+			v.errorf(p+"."+t.field, "must be a percentage, 0 to 100, got %v", *t.val)
+		}
+	}
+	if c.Pass != nil && c.Marginal != nil && *c.Marginal > *c.Pass {
+		v.errorf(p+".marginal", "must not be above pass (%v), got %v", *c.Pass, *c.Marginal)
+	}
+}
+
+// auth checks a Prometheus API's credentials: Secret references in the
+// release's namespace, one of bearer token or basic, header names that are
+// HTTP tokens and not the Authorization the two set.
+func (v *validator) auth(p string, a *PrometheusAuth) {
+	if a == nil {
+		return
+	}
+	if a.BearerToken != nil && a.Basic != nil {
+		v.errorf(p, "set bearerToken or basic, not both")
+	}
+	key := func(field string, k *SecretKey) {
+		if k == nil {
+			return
+		}
+		if v.required(field+".secret", k.Secret) {
+			v.dnsName(field+".secret", k.Secret, false)
+		}
+		v.required(field+".key", k.Key)
+	}
+	key(p+".bearerToken", a.BearerToken)
+	key(p+".ca", a.CA)
+	if a.Basic != nil {
+		v.required(p+".basic.username", a.Basic.Username)
+		key(p+".basic.password", &a.Basic.Password)
+	}
+	names := make([]string, 0, len(a.Headers))
+	for n := range a.Headers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		switch {
+		case strings.EqualFold(n, "Authorization"):
+			v.errorf(p+".headers."+n, "set bearerToken or basic instead: they read the secret from a Secret, not from Git")
+		case !validHeaderName(n):
+			v.errorf(p+".headers", "%q is not an HTTP header name", n)
+		}
+	}
+}
+
+func validHeaderName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for _, r := range n {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// templated validates a check from a template: the template's name, and
+// nothing of the check set beside it (the template holds it all).
+func (v *validator) templated(p string, c *Check) {
+	v.dnsName(p+".template", c.Template, false)
+	bare := Check{Name: c.Name, Template: c.Template, Args: c.Args}
+	if !reflect.DeepEqual(*c, bare) {
+		v.errorf(p, "a check from template %s sets only name, template and args; the template holds the rest", c.Template)
+	}
+	for k := range c.Args {
+		if !argName.MatchString(k) {
+			v.errorf(p+".args", "%q: an argument's name is letters, digits, - and _", k)
+		}
+	}
+}
