@@ -11,6 +11,25 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
+// analysisRelease is a canary with the given steps (no scale-down delay),
+// a webhook check "health" on url with the given settings, and analysis.
+func analysisRelease(url, steps, settings, analysis string) string {
+	return `apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: canary, namespace: NAMESPACE}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    scaleDownDelay: 0s
+    canary:
+      steps:
+` + steps + `  checks:
+  - name: health
+    webhook: {url: "` + url + `"}
+` + settings + `  analysis: ` + analysis + "\n"
+}
+
 // TestBackgroundAnalysisAbortsAtAGate: a canary waits at a gate for a
 // person; its background analysis (a real webhook, measured every second)
 // keeps watching, and when the webhook starts failing the canary is
@@ -26,25 +45,8 @@ func TestBackgroundAnalysisAbortsAtAGate(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = `apiVersion: sluice.dev/v1alpha1
-kind: Release
-metadata: {name: canary, namespace: NAMESPACE}
-spec:
-  workload: {kind: Deployment, name: canary}
-  traffic: {route: canary, service: canary}
-  strategy:
-    scaleDownDelay: 0s
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {gate: qa}
-      - setWeight: 100
-  checks:
-  - name: health
-    webhook: {url: "` + hook.URL + `"}
-    interval: 1s
-  analysis: {checks: [health], startingStep: 1}
-`
+	files["releases/demo/canary/release.yaml"] = analysisRelease(hook.URL, "      - setWeight: 20\n      - pause: {gate: qa}\n      - setWeight: 100\n",
+		"    interval: 1s\n", "{checks: [health], startingStep: 1}")
 	e := newEnv(t, files, nil)
 	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	if calls.Load() != 0 {
@@ -90,25 +92,8 @@ func TestPostPromotionAnalysisSwitchesBack(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = `apiVersion: sluice.dev/v1alpha1
-kind: Release
-metadata: {name: canary, namespace: NAMESPACE}
-spec:
-  workload: {kind: Deployment, name: canary}
-  traffic: {route: canary, service: canary}
-  strategy:
-    scaleDownDelay: 0s
-    canary:
-      steps:
-      - setWeight: 50
-      - setWeight: 100
-  checks:
-  - name: post
-    webhook: {url: "` + hook.URL + `"}
-    interval: 1s
-    count: 3
-  analysis: {postPromotion: [post]}
-`
+	files["releases/demo/canary/release.yaml"] = analysisRelease(hook.URL, "      - setWeight: 50\n      - setWeight: 100\n",
+		"    interval: 1s\n    count: 3\n", "{postPromotion: [health]}")
 	e := newEnv(t, files, nil)
 	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	dep := files["releases/demo/canary/deployment.yaml"]
@@ -124,7 +109,7 @@ spec:
 	if !sawSwitch {
 		t.Errorf("the route never sent every request to the new version before the analysis")
 	}
-	if !strings.Contains(st.Message, "post-promotion analysis: check post failed") {
+	if !strings.Contains(st.Message, "post-promotion analysis: check health failed") {
 		t.Errorf("abort message: %q", st.Message)
 	}
 	if w := e.weights("canary", "canary"); w["canary-canary"] != 0 {

@@ -140,7 +140,7 @@ func httpRule(rule gwv1.HTTPRouteRule, refs []gwv1.BackendRef, t Target, hr *v1a
 			return nil, err
 		}
 	}
-	out.BackendRefs = splitHTTP(rule.BackendRefs, refs, t, w)
+	out.BackendRefs = splitRefs(rule.BackendRefs, refs, t, w, func(b *gwv1.HTTPBackendRef) *gwv1.BackendRef { return &b.BackendRef })
 	out.Filters = httpFilters(rule.Filters, t, mirror, percent)
 	return toMap(&out), nil
 }
@@ -154,7 +154,7 @@ func grpcRule(rule gwv1.GRPCRouteRule, refs []gwv1.BackendRef, t Target, hr *v1a
 			return nil, err
 		}
 	}
-	out.BackendRefs = splitGRPC(rule.BackendRefs, refs, t, w)
+	out.BackendRefs = splitRefs(rule.BackendRefs, refs, t, w, func(b *gwv1.GRPCBackendRef) *gwv1.BackendRef { return &b.BackendRef })
 	out.Filters = grpcFilters(rule.Filters, t, mirror, percent)
 	return toMap(&out), nil
 }
@@ -259,28 +259,25 @@ func gcd(a, b int64) int64 {
 	return a
 }
 
-func splitHTTP(orig []gwv1.HTTPBackendRef, refs []gwv1.BackendRef, t Target, w int32) []gwv1.HTTPBackendRef {
-	var out []gwv1.HTTPBackendRef
-	for _, p := range split(refs, t, w) {
-		b := *orig[p.from].DeepCopy()
-		b.Weight = weightPtr(p.weight)
-		if p.canary {
-			b.Name = gwv1.ObjectName(t.Canary)
-		}
-		out = append(out, b)
-	}
-	return out
+// backendRef is a route kind's backend reference: HTTPBackendRef or
+// GRPCBackendRef, both a BackendRef plus filters of their kind.
+type backendRef[R any] interface {
+	*R
+	DeepCopy() *R
 }
 
-func splitGRPC(orig []gwv1.GRPCBackendRef, refs []gwv1.BackendRef, t Target, w int32) []gwv1.GRPCBackendRef {
-	var out []gwv1.GRPCBackendRef
+// splitRefs makes a rule's backendRefs from the split: copies of the
+// originals (filters included) with the new weights, the canary's renamed.
+func splitRefs[R any, P backendRef[R]](orig []R, refs []gwv1.BackendRef, t Target, w int32, base func(P) *gwv1.BackendRef) []R {
+	var out []R
 	for _, p := range split(refs, t, w) {
-		b := *orig[p.from].DeepCopy()
-		b.Weight = weightPtr(p.weight)
+		b := P(&orig[p.from]).DeepCopy()
+		ref := base(b)
+		ref.Weight = weightPtr(p.weight)
 		if p.canary {
-			b.Name = gwv1.ObjectName(t.Canary)
+			ref.Name = gwv1.ObjectName(t.Canary)
 		}
-		out = append(out, b)
+		out = append(out, *b)
 	}
 	return out
 }

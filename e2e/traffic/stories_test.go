@@ -118,12 +118,21 @@ func successRateCheck(t *testing.T, prom, window, extra string) string {
 %s`, prom, query, count, extra)
 }
 
-// TestBadVersionIsAborted: a version failing half of its requests gets
-// 10% of 50 requests/s; the success-rate check on Traefik's own metrics
-// fails, the canary is aborted, and traffic returns to the stable version
-// with no failure other than the bad version's own answers.
-func TestBadVersionIsAborted(t *testing.T) {
-	t.Parallel()
+// badCanary is a story's outcome: a version failing at a rate was pushed
+// under load, with a canary (setWeight 10, the check, setWeight 50) whose
+// success-rate check is the example's; it ends when the canary is aborted
+// or has moved past 10%.
+type badCanary struct {
+	s               *story
+	status          v1alpha1.ReleaseStatus
+	recs            []loadgen.Record
+	pushed, aborted time.Time
+}
+
+// runBadCanary runs it: version fails errorRate of its requests, under
+// rate requests/s; window and check are the check's query window and
+// settings; after waits that long past the abort before the load stops.
+func runBadCanary(t *testing.T, version, errorRate string, rate float64, window, check string, after time.Duration) badCanary {
 	prom := promtest.Start(t, cluster.Gateway.MetricsTarget)
 	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
     canary:
@@ -131,22 +140,39 @@ func TestBadVersionIsAborted(t *testing.T) {
       - setWeight: 10
       - check: [success-rate]
       - setWeight: 50
-`, successRateCheck(t, prom.URL, "5s", `    successCondition: ">= 0.95"
+`, successRateCheck(t, prom.URL, window, check))))
+	s.env[version] = `[{name: ERROR_RATE, value: "` + errorRate + `"}]`
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	stop := s.load(rate)
+	time.Sleep(3 * time.Second)
+	b := badCanary{s: s, pushed: time.Now()}
+	s.bump("6.7.0", version)
+	b.status = s.waitStatus(id, 150*time.Second, func(st v1alpha1.ReleaseStatus) bool {
+		return st.Phase == v1alpha1.PhaseAborted || st.Weight > 10
+	})
+	b.aborted = time.Now()
+	time.Sleep(after)
+	b.recs = stop()
+	return b
+}
+
+// TestBadVersionIsAborted: a version failing half of its requests gets
+// 10% of 50 requests/s; the success-rate check on Traefik's own metrics
+// fails, the canary is aborted, and traffic returns to the stable version
+// with no failure other than the bad version's own answers.
+func TestBadVersionIsAborted(t *testing.T) {
+	t.Parallel()
+	b := runBadCanary(t, "6.6.6", "0.5", 50, "5s", `    successCondition: ">= 0.95"
     interval: 2s
     count: 10
     failureLimit: 0
     inconclusiveLimit: 5
-`))))
-	s.env["6.6.6"] = `[{name: ERROR_RATE, value: "0.5"}]`
-	id := s.ns + "/app"
-	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	stop := s.load(50)
-	time.Sleep(3 * time.Second)
-	s.bump("6.7.0", "6.6.6")
-	st := s.waitStatus(id, 120*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseAborted })
-	aborted := time.Now()
-	time.Sleep(10 * time.Second)
-	recs := stop()
+`, 10*time.Second)
+	st, recs, aborted := b.status, b.recs, b.aborted
+	if st.Phase != v1alpha1.PhaseAborted {
+		t.Fatalf("a version failing half its requests was not aborted at 10%%: %s %q", st.Phase, st.Message)
+	}
 	if !strings.Contains(st.Message, "success-rate") {
 		t.Errorf("abort message: %s", st.Message)
 	}
@@ -327,30 +353,12 @@ func TestShadowGuard(t *testing.T) {
 // failed requests, and the canary is aborted without ever leaving 10%.
 func TestFewRequestsNeverPass(t *testing.T) {
 	t.Parallel()
-	prom := promtest.Start(t, cluster.Gateway.MetricsTarget)
-	s := newStory(t, appFiles(release(`    scaleDownDelay: 5s
-    canary:
-      steps:
-      - setWeight: 10
-      - check: [success-rate]
-      - setWeight: 50
-`, successRateCheck(t, prom.URL, "30s", `    successCondition: ">= 0.99"
+	b := runBadCanary(t, "6.6.5", "0.05", 100, "30s", `    successCondition: ">= 0.99"
     interval: 2s
     count: 3
     samplesTimeout: 2m
-`))))
-	s.env["6.6.5"] = `[{name: ERROR_RATE, value: "0.05"}]`
-	id := s.ns + "/app"
-	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
-	stop := s.load(100)
-	time.Sleep(3 * time.Second)
-	pushed := time.Now()
-	s.bump("6.7.0", "6.6.5")
-	st := s.waitStatus(id, 150*time.Second, func(st v1alpha1.ReleaseStatus) bool {
-		return st.Phase == v1alpha1.PhaseAborted || st.Weight > 10
-	})
-	aborted := time.Now()
-	recs := stop()
+`, 0)
+	s, st, recs, pushed, aborted := b.s, b.status, b.recs, b.pushed, b.aborted
 	if st.Phase != v1alpha1.PhaseAborted || !strings.Contains(st.Message, "success-rate failed") {
 		t.Fatalf("a version failing 5%% was not stopped at 10%%: %s %q", st.Phase, st.Message)
 	}
