@@ -224,7 +224,12 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := c.run("kube-controller-manager", "kube-controller-manager", append(kc,
 		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(kcmPort),
 		"--controllers", "*,-nodeipam,-ttl,-serviceaccount-token",
-		"--node-monitor-grace-period", "40s",
+		// kwok's node never re-reports its pods Ready once the node
+		// lifecycle controller has marked them not ready (a kubelet
+		// would), so an API server outage longer than the grace period
+		// (TestOutages: 30 s, plus the restart on a loaded machine) would
+		// leave every pod unready for good: an artifact, not a story.
+		"--node-monitor-grace-period", "5m",
 		// HPAs are reconciled every second (default 15 s), so stories with
 		// autoscaled workloads do not wait on the sync period.
 		"--horizontal-pod-autoscaler-sync-period", "1s",
