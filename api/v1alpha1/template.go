@@ -51,6 +51,9 @@ type ParsedTemplate struct {
 	Template *CheckTemplate
 	File     string
 	Pos      Positions
+	// data is the file, decoded afresh for each instance so filling one
+	// release's args never edits the template another release uses.
+	data []byte
 }
 
 var argRef = regexp.MustCompile(`\$\(args\.([^)]*)\)`)
@@ -67,7 +70,7 @@ func ParseCheckTemplate(file string, data []byte) (*ParsedTemplate, error) {
 		errs.Sort()
 		return nil, errs
 	}
-	pt := &ParsedTemplate{Template: &t, File: file, Pos: pos}
+	pt := &ParsedTemplate{Template: &t, File: file, Pos: pos, data: data}
 	at := func(field, format string, args ...any) *FieldError {
 		return &FieldError{File: file, Line: pos.Line(field), Field: field, Message: fmt.Sprintf(format, args...)}
 	}
@@ -129,7 +132,7 @@ func (pt *ParsedTemplate) Instantiate(p *Parsed, field, name string, args map[st
 	}
 	var unknown []string
 	for k, v := range args {
-		if _, ok := values[k]; !ok && !slicesHasArg(pt.Template.Spec.Args, k) {
+		if _, declared := values[k]; !declared { // every declared arg the release sets is in values
 			unknown = append(unknown, k)
 		}
 		if strings.ContainsAny(v, "\n\r\x00") {
@@ -143,7 +146,9 @@ func (pt *ParsedTemplate) Instantiate(p *Parsed, field, name string, args map[st
 	if len(errs) > 0 {
 		return Check{}, errs
 	}
-	c := deepCopyCheck(pt.Template.Spec.Check)
+	var fresh CheckTemplate
+	decodeStrict(pt.File, pt.data, &fresh) // decoded without error once already
+	c := fresh.Spec.Check
 	strs(reflect.ValueOf(&c).Elem(), "spec.check", func(_ string, s string) string {
 		return argRef.ReplaceAllStringFunc(s, func(ref string) string { return values[argRef.FindStringSubmatch(ref)[1]] })
 	})
@@ -156,62 +161,6 @@ func (pt *ParsedTemplate) Instantiate(p *Parsed, field, name string, args map[st
 		e.Message += fmt.Sprintf(" (with the args of %s:%d)", p.File, p.Pos.Line(field+".args"))
 	}
 	return c, v.errs
-}
-
-func slicesHasArg(args []TemplateArg, name string) bool {
-	for _, a := range args {
-		if a.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// deepCopyCheck copies a check so instantiating never edits the template.
-func deepCopyCheck(c Check) Check {
-	var out Check
-	copyValue(reflect.ValueOf(&out).Elem(), reflect.ValueOf(c))
-	return out
-}
-
-func copyValue(dst, src reflect.Value) {
-	switch src.Kind() {
-	case reflect.Pointer:
-		if src.IsNil() {
-			return
-		}
-		p := reflect.New(src.Elem().Type())
-		copyValue(p.Elem(), src.Elem())
-		dst.Set(p)
-	case reflect.Struct:
-		for i := range src.NumField() {
-			if dst.Field(i).CanSet() {
-				copyValue(dst.Field(i), src.Field(i))
-			}
-		}
-	case reflect.Slice:
-		if src.IsNil() {
-			return
-		}
-		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
-		for i := range src.Len() {
-			copyValue(s.Index(i), src.Index(i))
-		}
-		dst.Set(s)
-	case reflect.Map:
-		if src.IsNil() {
-			return
-		}
-		m := reflect.MakeMapWithSize(src.Type(), src.Len())
-		for _, k := range src.MapKeys() {
-			nv := reflect.New(src.Type().Elem()).Elem()
-			copyValue(nv, src.MapIndex(k))
-			m.SetMapIndex(k, nv)
-		}
-		dst.Set(m)
-	default:
-		dst.Set(src)
-	}
 }
 
 // strs calls f on every string reachable from v (struct fields by their

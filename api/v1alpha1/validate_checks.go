@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 func (v *validator) checks() {
@@ -177,22 +179,10 @@ func (v *validator) auth(p string, a *PrometheusAuth) {
 		switch {
 		case strings.EqualFold(n, "Authorization"):
 			v.errorf(p+".headers."+n, "set bearerToken or basic instead: they read the secret from a Secret, not from Git")
-		case !validHeaderName(n):
+		case !httpguts.ValidHeaderFieldName(n):
 			v.errorf(p+".headers", "%q is not an HTTP header name", n)
 		}
 	}
-}
-
-func validHeaderName(n string) bool {
-	if n == "" {
-		return false
-	}
-	for _, r := range n {
-		if r > 0x7e || r <= ' ' || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
-			return false
-		}
-	}
-	return true
 }
 
 // templated validates a check from a template: the template's name, and
