@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/egress"
 	"github.com/sluice-dev/sluice/internal/redact"
+	"github.com/sluice-dev/sluice/strategy"
 )
 
 // Notification is what a webhook receives on a phase change.
@@ -147,4 +148,23 @@ func shortRev(r string) string {
 		return r[:7]
 	}
 	return r
+}
+
+// postRollout calls a release's post-rollout checks once its rollout has
+// ended (promoted, aborted, rolled back), from its own goroutine so the
+// loop never waits on them. Their answers are logged, counted and recorded
+// as Events on the workload; nothing acts on them.
+func (a *Agent) postRollout(ctx context.Context, rel *v1alpha1.Release, cc strategy.CheckContext, phase v1alpha1.Phase) {
+	cc.Phase = string(phase)
+	for _, name := range rel.Spec.Analysis.PostRollout {
+		m := a.runner.Run(ctx, rel.Spec.CheckByName(name), cc)
+		a.metrics.checks.WithLabelValues(rel.ID(), name, string(m.Outcome)).Inc()
+		a.log.Info("post-rollout check", zap.String("release", rel.ID()), zap.String("check", name), zap.String("phase", cc.Phase),
+			zap.String("outcome", string(m.Outcome)), zap.String("value", m.Value))
+		a.notify.send(transitionEvent{
+			n: Notification{Release: rel.ID(), Phase: phase, PreviousPhase: phase, Revision: cc.Revision, Time: a.now(),
+				Message: fmt.Sprintf("post-rollout check %s: %s (%s)", name, m.Outcome, m.Value)},
+			namespace: rel.Metadata.Namespace, workload: rel.Spec.Workload.Name, reason: "SluicePostRollout", warning: m.Outcome != strategy.Pass,
+		})
+	}
 }

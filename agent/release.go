@@ -253,6 +253,11 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			out.failed = true
 			return out // not remembered: the next pass decides again
 		}
+		if in.Status.Stable != nil && in.Status.Canary != nil && plan.Status.Canary == nil && rel.Spec.Analysis != nil && len(rel.Spec.Analysis.PostRollout) > 0 {
+			// The pass's context ends with the pass; the calls are bounded
+			// by their checks' timeouts.
+			go a.postRollout(context.WithoutCancel(ctx), rel, cc, plan.Status.Phase)
+		}
 		if plan.RevertFiles && plan.Status.Stable != nil {
 			if err := a.revertFiles(ctx, p, plan.Status.Stable.Revision); err != nil {
 				log.Error("reverting the release's files failed", zap.Error(err))

@@ -84,7 +84,7 @@ func TestAnalysisValidation(t *testing.T) {
 		{"    canary: {steps: [{setWeight: 5}]}", "{checks: [nope]}", `spec.analysis.checks[0]: check "nope" is not defined`},
 		{"    canary: {steps: [{setWeight: 5}]}", "{checks: [once], startingStep: 1}", "spec.analysis.startingStep: must be a step index, 0 to 0, got 1"},
 		{"    rolling: {}", "{checks: [once]}", "spec.analysis: background analysis runs beside a canary's steps"},
-		{"    canary: {steps: [{setWeight: 5}]}", "{checks: []}", "spec.analysis: names no check: set checks (background) or postPromotion"},
+		{"    canary: {steps: [{setWeight: 5}]}", "{checks: []}", "spec.analysis: names no check: set checks (background), preRollout, postPromotion or postRollout"},
 	} {
 		_, err := v1alpha1.ParseRelease("r.yaml", []byte(`apiVersion: sluice.dev/v1alpha1
 kind: Release

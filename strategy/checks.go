@@ -26,6 +26,12 @@ func (d *decision) activeChecks() ([]string, bool) {
 		// measuring it is wasted, and a revert must query nothing.
 		return nil, false
 	}
+	if pre := d.preRolloutChecks(); len(pre) > 0 {
+		if !d.in.Observed.CanaryReady {
+			return nil, false
+		}
+		return pre, true
+	}
 	switch {
 	case !d.spec.Strategy.Routed():
 		if d.in.Observed.StableDigest != st.Canary.Digest || !d.in.Observed.StableReady {
@@ -39,6 +45,10 @@ func (d *decision) activeChecks() ([]string, bool) {
 		return d.spec.Strategy.Canary.Checks, false
 	case int(st.Step) < len(d.steps) && d.steps[st.Step].Check != nil:
 		return d.steps[st.Step].Check, true
+	case int(st.Step) < len(d.steps) && d.steps[st.Step].Pause != nil && d.steps[st.Step].Pause.Gate != "":
+		if c := d.spec.Gates.ConfirmedBy(d.steps[st.Step].Pause.Gate); c != "" {
+			return []string{c}, false
+		}
 	}
 	return nil, false
 }
@@ -127,9 +137,48 @@ func (d *decision) postPromotion() []string {
 	return nil
 }
 
-// endAnalysis forgets the background analysis of a canary that ended.
+// endAnalysis forgets the background and pre-rollout analysis of a canary
+// that ended.
 func (d *decision) endAnalysis() {
 	d.st().AnalysisStartedAt, d.st().Analysis = nil, nil
+	d.st().PreRolloutPassed = false
+}
+
+// preRolloutChecks names the pre-rollout checks while the canary in flight
+// has not passed them yet (a rollback has none).
+func (d *decision) preRolloutChecks() []string {
+	st := d.st()
+	if a := d.spec.Analysis; a != nil && !st.PreRolloutPassed && !st.Rollback && st.Step == 0 && st.Phase != v1alpha1.PhasePromoting {
+		return a.PreRollout
+	}
+	return nil
+}
+
+// preRollout runs the pre-rollout checks of a ready canary before its
+// first step, with no traffic on it; it reports whether the steps may run
+// in this pass.
+func (d *decision) preRollout() bool {
+	pre := d.preRolloutChecks()
+	if len(pre) == 0 {
+		return true
+	}
+	st, r := d.st(), d.stepRun()
+	if failed, why := r.fold(pre); failed {
+		d.abort(v1alpha1.PhaseAborted, "pre-rollout: "+why, true)
+		return false
+	}
+	if !r.done(pre) {
+		st.Message = "pre-rollout checks running before any traffic: " + strings.Join(pre, ", ")
+		r.wake(pre, true)
+		return false
+	}
+	summary := d.checksSummary()
+	st.PreRolloutPassed = true
+	st.Phase = v1alpha1.PhaseProgressing
+	st.Message = "pre-rollout checks passed: " + summary
+	d.transition("pre-rollout checks passed")
+	d.p.WakeAt = d.in.Now // the first step runs in the next pass
+	return false
 }
 
 // stepRun is the current step's run.
@@ -237,27 +286,7 @@ func (r checkRun) starved(names []string) (why string, fail bool) {
 // reports whether a check has now failed beyond its limits, and why.
 func (r checkRun) fold(names []string) (bool, string) {
 	d := r.d
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	for _, m := range d.in.Results {
-		if !want[m.Check] {
-			continue
-		}
-		s := r.state(m.Check)
-		switch m.Outcome {
-		case Pass:
-			s.Passed++
-		case Fail:
-			s.Failed++
-		case TooFew:
-			s.TooFew++
-		default:
-			s.Inconclusive++
-		}
-		s.Last = m.Value
-	}
+	r.record(names)
 	for _, n := range names {
 		c := d.spec.CheckByName(n)
 		if c == nil {
@@ -279,6 +308,35 @@ func (r checkRun) fold(names []string) (bool, string) {
 		return true, why
 	}
 	return false, ""
+}
+
+// record adds this pass's results of names to the run's counters and
+// returns them.
+func (r checkRun) record(names []string) []Measurement {
+	var got []Measurement
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, m := range r.d.in.Results {
+		if !want[m.Check] {
+			continue
+		}
+		s := r.state(m.Check)
+		switch m.Outcome {
+		case Pass:
+			s.Passed++
+		case Fail:
+			s.Failed++
+		case TooFew:
+			s.TooFew++
+		default:
+			s.Inconclusive++
+		}
+		s.Last = m.Value
+		got = append(got, m)
+	}
+	return got
 }
 
 // done reports whether every named check has all its measurements.

@@ -22,7 +22,7 @@ type Secrets interface {
 
 // promAPI is a Prometheus API client for address with the check's
 // credentials, read from Secrets in namespace ns.
-func (r *Runner) promAPI(ctx context.Context, address string, auth *v1alpha1.PrometheusAuth, ns string) (promv1.API, error) {
+func (r *Runner) promAPI(ctx context.Context, address string, auth *v1alpha1.HTTPAuth, ns string) (promv1.API, error) {
 	client := r.client()
 	if auth != nil {
 		var err error
@@ -37,7 +37,7 @@ func (r *Runner) promAPI(ctx context.Context, address string, auth *v1alpha1.Pro
 	return promv1.NewAPI(c), nil
 }
 
-func (r *Runner) authClient(ctx context.Context, auth *v1alpha1.PrometheusAuth, ns string) (*http.Client, error) {
+func (r *Runner) authClient(ctx context.Context, auth *v1alpha1.HTTPAuth, ns string) (*http.Client, error) {
 	read := func(k *v1alpha1.SecretKey) ([]byte, error) {
 		if r.Secrets == nil {
 			return nil, fmt.Errorf("no access to Secrets to read %s/%s", k.Secret, k.Key)
@@ -67,6 +67,24 @@ func (r *Runner) authClient(ctx context.Context, auth *v1alpha1.PrometheusAuth, 
 			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		tr.TLSClientConfig.RootCAs = pool
+	}
+	if auth.Cert != nil && auth.Key != nil {
+		certPEM, err := read(auth.Cert)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := read(auth.Key)
+		if err != nil {
+			return nil, err
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate (Secret %s/%s key %s, key %s): %w", ns, auth.Cert.Secret, auth.Cert.Key, auth.Key.Key, err)
+		}
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
 	}
 	h := http.Header{}
 	for k, v := range auth.Headers {

@@ -33,8 +33,11 @@ type CheckContext struct {
 	Revision  string `json:"revision"`
 	Step      int32  `json:"step"`
 	Check     string `json:"check"`
-	Stable    Target `json:"stable"`
-	Canary    Target `json:"canary"`
+	// Phase is how the rollout ended, for post-rollout checks (Succeeded,
+	// Aborted, RolledBack); empty otherwise.
+	Phase  string `json:"phase,omitempty"`
+	Stable Target `json:"stable"`
+	Canary Target `json:"canary"`
 }
 
 // NewCheckContext fills the context for a release and its status.
@@ -210,20 +213,33 @@ func single(v model.Value) (float64, bool, string) {
 
 func (r *Runner) webhook(ctx context.Context, c *v1alpha1.Check, cc CheckContext) Measurement {
 	m := Measurement{Check: c.Name, Outcome: Fail}
+	w := c.Webhook
 	timeout := 10 * time.Second
-	if c.Webhook.Timeout != nil {
-		timeout = c.Webhook.Timeout.Duration
+	if w.Timeout != nil {
+		timeout = w.Timeout.Duration
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	body, _ := json.Marshal(cc)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Webhook.URL, bytes.NewReader(body))
+	body, err := webhookBody(c.Name, w.Body, cc)
+	if err != nil {
+		return Measurement{Check: c.Name, Outcome: Inconclusive, Value: err.Error()}
+	}
+	client := r.client()
+	if w.Auth != nil {
+		if client, err = r.authClient(ctx, w.Auth, cc.Namespace); err != nil {
+			return Measurement{Check: c.Name, Outcome: Inconclusive, Value: err.Error()}
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
 		m.Value = err.Error()
 		return m
 	}
+	for k, v := range w.Headers {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			m.Value = "timeout after " + timeout.String()
@@ -238,4 +254,24 @@ func (r *Runner) webhook(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 		m.Outcome = Pass
 	}
 	return m
+}
+
+// webhookBody is the JSON a webhook sends: its body template executed over
+// the check's context, or the whole context.
+func webhookBody(name, body string, cc CheckContext) ([]byte, error) {
+	if body == "" {
+		return json.Marshal(cc)
+	}
+	tmpl, err := template.New(name).Funcs(v1alpha1.BodyFuncs).Option("missingkey=error").Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("bad body template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, cc); err != nil {
+		return nil, fmt.Errorf("body template: %w", err)
+	}
+	if !json.Valid(b.Bytes()) {
+		return nil, fmt.Errorf("body template made no valid JSON (quote values with {{json .X}}): %.200s", b.String())
+	}
+	return b.Bytes(), nil
 }

@@ -250,7 +250,7 @@ func (d *decision) canary() {
 		d.p.WakeAt = d.in.Now.Add(readyRecheck)
 		return
 	}
-	if !d.background() {
+	if !d.preRollout() || !d.background() {
 		return
 	}
 	defer d.wakeForAnalysis()
@@ -470,12 +470,7 @@ func (d *decision) step(s v1alpha1.Step) {
 		st.Message = fmt.Sprintf("paused until %s", end.UTC().Format(time.RFC3339))
 		d.p.WakeAt = end
 	case s.Pause != nil:
-		if d.spec.Gates.Passed(s.Pause.Gate, st.Canary.Revision) {
-			d.advance("gate " + s.Pause.Gate + " approved")
-			return
-		}
-		st.Phase = v1alpha1.PhasePaused
-		st.Message = fmt.Sprintf("waiting for approval of gate %q for revision %s", s.Pause.Gate, short(st.Canary.Revision))
+		d.gate(s.Pause.Gate)
 	case s.Check != nil:
 		failed, why := d.stepRun().fold(s.Check)
 		switch {
@@ -491,6 +486,36 @@ func (d *decision) step(s v1alpha1.Step) {
 			d.stepRun().wake(s.Check, true)
 		}
 	}
+}
+
+// gate waits at a gate until it is approved in Git for the canary's
+// revision or, when a check confirms it, that check passes (measured at
+// its interval; a failure only means not yet).
+func (d *decision) gate(gate string) {
+	st := d.st()
+	if d.spec.Gates.Passed(gate, st.Canary.Revision) {
+		d.advance("gate " + gate + " approved")
+		return
+	}
+	st.Phase = v1alpha1.PhasePaused
+	st.Message = fmt.Sprintf("waiting for approval of gate %q for revision %s", gate, short(st.Canary.Revision))
+	c := d.spec.Gates.ConfirmedBy(gate)
+	if c == "" {
+		return
+	}
+	r := d.stepRun()
+	for _, m := range r.record([]string{c}) {
+		if m.Outcome == Pass {
+			d.advance(fmt.Sprintf("gate %s confirmed by check %s (%s)", gate, c, m.Value))
+			return
+		}
+	}
+	if s := r.state(c); s.Last != "" {
+		st.Message += fmt.Sprintf(", or for check %s to confirm it (last %s)", c, s.Last)
+	} else {
+		st.Message += fmt.Sprintf(", or for check %s to confirm it", c)
+	}
+	r.wake([]string{c}, false)
 }
 
 // progressDeadline is how long a workload may stay unready.

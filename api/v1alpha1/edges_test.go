@@ -87,7 +87,7 @@ func TestValidationEdges(t *testing.T) {
 		{"compare marginal above pass", "    canary: {steps: [{check: [cmp]}]}", "  - name: cmp\n    compare: {address: \"http://p:9090\", pass: 80, marginal: 90, metrics: [{name: e, query: q, direction: increase}]}\n", "compare.marginal: must not be above pass"},
 		{"auth", "    canary: {steps: [{setWeight: 5}]}", "  - name: rate\n    prometheus:\n      address: \"https://p:9090\"\n      query: q\n      auth: {bearerToken: {secret: prom, key: token}, headers: {X-Scope-OrgID: a}, ca: {secret: prom, key: ca.crt}}\n    successCondition: \">= 0.99\"\n", ""},
 		{"auth both", "    canary: {steps: [{setWeight: 5}]}", "  - name: rate\n    prometheus:\n      address: \"https://p:9090\"\n      query: q\n      auth: {bearerToken: {secret: prom, key: token}, basic: {username: u, password: {secret: prom, key: pw}}}\n    successCondition: \">= 0.99\"\n", "set bearerToken or basic, not both"},
-		{"auth Authorization header", "    canary: {steps: [{setWeight: 5}]}", "  - name: rate\n    prometheus:\n      address: \"https://p:9090\"\n      query: q\n      auth: {headers: {Authorization: Bearer x}}\n    successCondition: \">= 0.99\"\n", "headers.Authorization: set bearerToken or basic instead"},
+		{"auth Authorization header", "    canary: {steps: [{setWeight: 5}]}", "  - name: rate\n    prometheus:\n      address: \"https://p:9090\"\n      query: q\n      auth: {headers: {Authorization: Bearer x}}\n    successCondition: \">= 0.99\"\n", "headers.Authorization: set auth.bearerToken or auth.basic instead"},
 		{"auth bad header", "    canary: {steps: [{setWeight: 5}]}", "  - name: rate\n    prometheus:\n      address: \"https://p:9090\"\n      query: q\n      auth: {headers: {\"a b\": x}}\n    successCondition: \">= 0.99\"\n", "is not an HTTP header name"},
 		{"auth no key", "    canary: {steps: [{setWeight: 5}]}", "  - name: rate\n    prometheus:\n      address: \"https://p:9090\"\n      query: q\n      auth: {bearerToken: {secret: prom}}\n    successCondition: \">= 0.99\"\n", "bearerToken.key"},
 		{"pause 0s", "    canary: {steps: [{pause: {duration: 0s}}]}", "", "must be positive"},
@@ -101,6 +101,18 @@ func TestValidationEdges(t *testing.T) {
 		{"ftp webhook", "    canary: {steps: [{setWeight: 5}]}", "  - name: ftp\n    webhook: {url: \"ftp://x/y\"}\n", "webhook.url"},
 		{"http webhook", "    canary: {steps: [{setWeight: 5}]}", "  - name: plain\n    webhook: {url: \"http://x/y\"}\n", ""},
 		{"webhook without a host", "    canary: {steps: [{setWeight: 5}]}", "  - name: nohost\n    webhook: {url: \"http:///y\"}\n", "webhook.url"},
+		{"webhook body and headers", "    canary: {steps: [{setWeight: 5}]}", "  - name: cab\n    webhook: {url: \"http://x/y\", headers: {X-Team: shop}, body: '{\"app\": {{json .Release}}}'}\n", ""},
+		{"webhook body unparsable", "    canary: {steps: [{setWeight: 5}]}", "  - name: cab\n    webhook: {url: \"http://x/y\", body: '{{.Release'}\n", "spec.checks[1].webhook.body: invalid template"},
+		{"webhook Authorization header", "    canary: {steps: [{setWeight: 5}]}", "  - name: cab\n    webhook: {url: \"http://x/y\", headers: {Authorization: x}}\n", "webhook.headers.Authorization: set auth.bearerToken"},
+		{"webhook timeout 0s", "    canary: {steps: [{setWeight: 5}]}", "  - name: cab\n    webhook: {url: \"http://x/y\", timeout: 0s}\n", "webhook.timeout: must be positive"},
+		{"client cert without key", "    canary: {steps: [{setWeight: 5}]}", "  - name: cab\n    webhook: {url: \"https://x/y\", auth: {cert: {secret: s, key: tls.crt}}}\n", "set cert and key together"},
+		{"client cert and key", "    canary: {steps: [{setWeight: 5}]}", "  - name: cab\n    webhook: {url: \"https://x/y\", auth: {cert: {secret: s, key: tls.crt}, key: {secret: s, key: tls.key}}}\n", ""},
+		{"confirm gate", "    canary: {steps: [{setWeight: 5}, {pause: {gate: ship}}]}", "  gates: {confirm: [{gate: ship, check: ok}]}\n", ""},
+		{"confirm unknown gate", "    canary: {steps: [{setWeight: 5}, {pause: {gate: ship}}]}", "  gates: {confirm: [{gate: shop, check: ok}]}\n", `spec.gates.confirm[0].gate: no pause step names the gate "shop"`},
+		{"confirm undefined check", "    canary: {steps: [{setWeight: 5}, {pause: {gate: ship}}]}", "  gates: {confirm: [{gate: ship, check: cab}]}\n", `spec.gates.confirm[0].check: check "cab" is not defined`},
+		{"confirm a gate twice", "    canary: {steps: [{setWeight: 5}, {pause: {gate: ship}}]}", "  gates: {confirm: [{gate: ship, check: ok}, {gate: ship, check: ok}]}\n", "already confirmed by spec.gates.confirm[0]"},
+		{"preRollout and postRollout", "    canary: {steps: [{setWeight: 5}]}", "  analysis: {preRollout: [ok], postRollout: [ok]}\n", ""},
+		{"preRollout undefined", "    canary: {steps: [{setWeight: 5}]}", "  analysis: {preRollout: [cab]}\n", `spec.analysis.preRollout[0]: check "cab" is not defined`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

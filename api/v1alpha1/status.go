@@ -39,8 +39,11 @@ type ReleaseStatus struct {
 	// counters, over the whole canary rather than a step.
 	AnalysisStartedAt *time.Time   `json:"analysisStartedAt,omitempty"`
 	Analysis          []CheckState `json:"analysis,omitempty"`
-	Message           string       `json:"message,omitempty"`
-	Error             *SpecError   `json:"error,omitempty"`
+	// PreRolloutPassed: the canary in flight has passed its pre-rollout
+	// checks (spec.analysis.preRollout) and runs its steps.
+	PreRolloutPassed bool       `json:"preRolloutPassed,omitempty"`
+	Message          string     `json:"message,omitempty"`
+	Error            *SpecError `json:"error,omitempty"`
 	// AbortedDigest is the version last aborted: it is not retried until the
 	// digest changes again, or spec.retry names AbortedRevision, the canary
 	// revision that was aborted.

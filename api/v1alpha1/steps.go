@@ -142,6 +142,16 @@ func (s *Strategy) Gates() []string {
 	return gates
 }
 
+// ConfirmedBy names the check that may open gate, "" when none does.
+func (g Gates) ConfirmedBy(gate string) string {
+	for _, c := range g.Confirm {
+		if c.Gate == gate {
+			return c.Check
+		}
+	}
+	return ""
+}
+
 // Passed reports whether gate is approved for the canary revision rev.
 // Approvals for other revisions are ignored, so an approval left in the file
 // never passes the next version's gate.

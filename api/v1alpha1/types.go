@@ -296,14 +296,15 @@ type PrometheusCheck struct {
 	// CountQuery is how many samples (requests) the query's value is
 	// based on, a template like Query; with it a measurement on too few
 	// samples is not a verdict (see Check.MinSamples).
-	CountQuery string          `json:"countQuery,omitempty"`
-	Auth       *PrometheusAuth `json:"auth,omitempty"`
+	CountQuery string    `json:"countQuery,omitempty"`
+	Auth       *HTTPAuth `json:"auth,omitempty"`
 }
 
-// PrometheusAuth is how a check reaches a Prometheus-compatible API
-// (Prometheus, Thanos, Mimir, VictoriaMetrics) that wants credentials.
-// Secrets are read from the release's own namespace, never another.
-type PrometheusAuth struct {
+// HTTPAuth is how a check reaches a Prometheus-compatible API
+// (Prometheus, Thanos, Mimir, VictoriaMetrics) or a webhook that wants
+// credentials. Secrets are read from the release's own namespace, never
+// another.
+type HTTPAuth struct {
 	// BearerToken is sent as "Authorization: Bearer <token>".
 	BearerToken *SecretKey `json:"bearerToken,omitempty"`
 	// Basic is HTTP basic authentication.
@@ -312,6 +313,10 @@ type PrometheusAuth struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// CA is a PEM bundle the server's certificate must chain to (https).
 	CA *SecretKey `json:"ca,omitempty"`
+	// Cert and Key are a PEM client certificate and its key, for a server
+	// that wants mutual TLS; set both or neither.
+	Cert *SecretKey `json:"cert,omitempty"`
+	Key  *SecretKey `json:"key,omitempty"`
 }
 
 // SecretKey names one key of a Secret in the release's namespace.
@@ -330,11 +335,32 @@ type BasicAuth struct {
 type WebhookCheck struct {
 	URL     string    `json:"url"`
 	Timeout *Duration `json:"timeout,omitempty"`
+	// Headers are sent with the request (values not secret; secrets go in
+	// auth).
+	Headers map[string]string `json:"headers,omitempty"`
+	// Body is a Go template of the JSON sent, over the check's context
+	// ({{.Release}}, {{.Namespace}}, {{.Revision}}, {{.Step}}, {{.Check}},
+	// {{.Canary.Service}}...; {{json .X}} quotes a value as JSON). Default:
+	// the whole context as a JSON object.
+	Body string    `json:"body,omitempty"`
+	Auth *HTTPAuth `json:"auth,omitempty"`
 }
 
-// Gates holds approvals of manual gates.
+// Gates holds approvals of manual gates, and the checks that may open a
+// gate instead of a person.
 type Gates struct {
 	Approved []Approval `json:"approved,omitempty"`
+	// Confirm opens a gate when a check passes (Flagger's confirm-promotion
+	// webhook): a change-management system answering 2xx, say. The check
+	// is measured at its interval while the canary waits at the gate; a
+	// failed measurement only means "not yet".
+	Confirm []ConfirmGate `json:"confirm,omitempty"`
+}
+
+// ConfirmGate names the check that opens a gate.
+type ConfirmGate struct {
+	Gate  string `json:"gate"`
+	Check string `json:"check"`
 }
 
 // Approval passes the gate Gate for the canary revision Revision only.
@@ -373,10 +399,19 @@ type Abort struct {
 // interval: the previous version stays the stable track until they pass
 // (and the scale-down delay is over), and a failure switches every request
 // back to it and aborts the version.
+//
+// PreRollout checks (Flagger's pre-rollout webhooks) run once the canary's
+// pods are ready and before it gets any traffic, each its count times at
+// its interval; a failure beyond its failureLimit aborts the canary.
+// PostRollout checks (Flagger's post-rollout webhooks) are called once when
+// a rollout ends, promoted or not; their answers are reported (log, Event),
+// never acted on.
 type Analysis struct {
 	Checks        []string `json:"checks,omitempty"`
 	StartingStep  int32    `json:"startingStep,omitempty"`
 	PostPromotion []string `json:"postPromotion,omitempty"`
+	PreRollout    []string `json:"preRollout,omitempty"`
+	PostRollout   []string `json:"postRollout,omitempty"`
 }
 
 // CompareCheck judges the canary against the stable track, Kayenta's way:
@@ -389,8 +424,8 @@ type Analysis struct {
 // fails below Marginal, and is inconclusive between them; too few samples
 // per track (Check.MinSamples, default 8) are no verdict.
 type CompareCheck struct {
-	Address string          `json:"address"`
-	Auth    *PrometheusAuth `json:"auth,omitempty"`
+	Address string    `json:"address"`
+	Auth    *HTTPAuth `json:"auth,omitempty"`
 	// Window of samples per measurement; default 1m.
 	Window *Duration `json:"window,omitempty"`
 	// Step between samples; default 5s.

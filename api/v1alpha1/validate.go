@@ -386,11 +386,13 @@ func (v *validator) analysis() {
 		v.errorf("spec.analysis", "background analysis runs beside a canary's steps: canary, blueGreen or abTest")
 		return
 	}
-	if len(a.Checks) == 0 && len(a.PostPromotion) == 0 {
-		v.errorf("spec.analysis", "names no check: set checks (background) or postPromotion")
+	if len(a.Checks)+len(a.PostPromotion)+len(a.PreRollout)+len(a.PostRollout) == 0 {
+		v.errorf("spec.analysis", "names no check: set checks (background), preRollout, postPromotion or postRollout")
 	}
 	v.checkRefs("spec.analysis.checks", a.Checks)
 	v.checkRefs("spec.analysis.postPromotion", a.PostPromotion)
+	v.checkRefs("spec.analysis.preRollout", a.PreRollout)
+	v.checkRefs("spec.analysis.postRollout", a.PostRollout)
 	if n := int32(len(st.Steps())); a.StartingStep < 0 || (n > 0 && a.StartingStep >= n) {
 		v.errorf("spec.analysis.startingStep", "must be a step index, 0 to %d, got %d", max(n-1, 0), a.StartingStep)
 	}
@@ -430,6 +432,22 @@ func (v *validator) gates() {
 			v.errorf(p+".gate", "no pause step names the gate %q%s", a.Gate, gateHint(s.Strategy.Gates()))
 		}
 		v.revision(p+".revision", a.Revision)
+	}
+	confirmed := map[string]int{}
+	for i, c := range s.Gates.Confirm {
+		p := fmt.Sprintf("spec.gates.confirm[%d]", i)
+		if v.required(p+".gate", c.Gate) {
+			if !named[c.Gate] {
+				v.errorf(p+".gate", "no pause step names the gate %q%s", c.Gate, gateHint(s.Strategy.Gates()))
+			}
+			if prev, dup := confirmed[c.Gate]; dup {
+				v.errorf(p+".gate", "gate %q is already confirmed by spec.gates.confirm[%d]", c.Gate, prev)
+			}
+			confirmed[c.Gate] = i
+		}
+		if v.required(p+".check", c.Check) && s.CheckByName(c.Check) == nil {
+			v.errorf(p+".check", "check %q is not defined in spec.checks", c.Check)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -64,7 +65,7 @@ func (v *validator) check(p string, c *Check) {
 				}
 			}
 		case c.Webhook != nil:
-			v.url(p+".webhook.url", c.Webhook.URL)
+			v.webhook(p+".webhook", c.Webhook)
 		default:
 			v.errorf(p, "set exactly one provider: prometheus, webhook or compare")
 		}
@@ -145,10 +146,31 @@ func (v *validator) compare(p string, c *CompareCheck) {
 	}
 }
 
+func (v *validator) webhook(p string, w *WebhookCheck) {
+	v.url(p+".url", w.URL)
+	v.headers(p+".headers", w.Headers)
+	v.auth(p+".auth", w.Auth)
+	if w.Body != "" {
+		if _, err := template.New("body").Funcs(BodyFuncs).Option("missingkey=error").Parse(w.Body); err != nil {
+			v.errorf(p+".body", "invalid template: %v", err)
+		}
+	}
+	if w.Timeout != nil && w.Timeout.Duration <= 0 {
+		v.errorf(p+".timeout", "must be positive, got %s", w.Timeout)
+	}
+}
+
+// BodyFuncs are the functions a webhook's body template may call: json
+// quotes a value as JSON.
+var BodyFuncs = template.FuncMap{"json": func(x any) (string, error) {
+	b, err := json.Marshal(x)
+	return string(b), err
+}}
+
 // auth checks a Prometheus API's credentials: Secret references in the
 // release's namespace, one of bearer token or basic, header names that are
 // HTTP tokens and not the Authorization the two set.
-func (v *validator) auth(p string, a *PrometheusAuth) {
+func (v *validator) auth(p string, a *HTTPAuth) {
 	if a == nil {
 		return
 	}
@@ -166,21 +188,32 @@ func (v *validator) auth(p string, a *PrometheusAuth) {
 	}
 	key(p+".bearerToken", a.BearerToken)
 	key(p+".ca", a.CA)
+	key(p+".cert", a.Cert)
+	key(p+".key", a.Key)
+	if (a.Cert == nil) != (a.Key == nil) {
+		v.errorf(p, "set cert and key together (a client certificate and its private key)")
+	}
 	if a.Basic != nil {
 		v.required(p+".basic.username", a.Basic.Username)
 		key(p+".basic.password", &a.Basic.Password)
 	}
-	names := make([]string, 0, len(a.Headers))
-	for n := range a.Headers {
+	v.headers(p+".headers", a.Headers)
+}
+
+// headers checks header names: HTTP tokens, and not the Authorization
+// bearerToken and basic set from a Secret.
+func (v *validator) headers(p string, hs map[string]string) {
+	names := make([]string, 0, len(hs))
+	for n := range hs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
 		switch {
 		case strings.EqualFold(n, "Authorization"):
-			v.errorf(p+".headers."+n, "set bearerToken or basic instead: they read the secret from a Secret, not from Git")
+			v.errorf(p+"."+n, "set auth.bearerToken or auth.basic instead: they read the secret from a Secret, not from Git")
 		case !httpguts.ValidHeaderFieldName(n):
-			v.errorf(p+".headers", "%q is not an HTTP header name", n)
+			v.errorf(p, "%q is not an HTTP header name", n)
 		}
 	}
 }
