@@ -5,7 +5,7 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test testdeps test-hostile mutation vet race demo bench bench-fleet bench-canary testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
+.PHONY: all build test testdeps test-hostile mutation vet race demo bench bench-fleet bench-canary bench-analysis testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
 
 all: build
 
@@ -37,6 +37,12 @@ vet:
 ## steps, a gate approved, a promotion, and a bad version stopped.
 demo: build testbin testdeps
 	$(GO) run ./hack/demo
+
+## bench-analysis: the compare judge against threshold checks on real
+## traffic: a version with +2 pp errors, one with +50 ms, 20 good ones;
+## prints the "analysis:" line (docs/benchmarks.md). About 15 minutes.
+bench-analysis: testdeps testbin
+	$(GO) test -count=1 -timeout 40m -run '^$$' -bench Analysis -benchtime 1x -v ./e2e/traffic/ 2>&1 | grep -v -e '^=== ' -e 'Failed to watch' ; test $${PIPESTATUS[0]} -eq 0
 
 ## bench: Go benchmarks, sluice render vs kubectl kustomize, reconcile vs
 ## kubectl apply --server-side on the real control plane.

@@ -207,7 +207,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		applied.Inventory = reconcile.Union(st.Inventory, applied.Inventory)
 	}
 	if !plan.Suspended { // suspended: what was applied stays, nothing is pruned
-		if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{}); err != nil {
+		if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{Expected: trackCopy(applied.Inventory)}); err != nil {
 			log.Error("prune failed", zap.Error(err))
 		} else if len(pruned.Entries) > 0 {
 			log.Info("pruned", zap.Int("objects", len(pruned.Entries)), zap.Strings("previous", st.Inventory), zap.Strings("current", applied.Inventory), zap.String("entries", pruned.String()))
@@ -429,6 +429,44 @@ func sameStep(a, b v1alpha1.ReleaseStatus) bool {
 		a.Weight == b.Weight && started(a.StepStartedAt) == started(b.StepStartedAt)
 }
 
+// trackCopy says whether an inventory ID is a track's copy (the canary's
+// or the baseline's) of an object current still holds: its going, when the
+// track ends, is planned, not a render that lost objects.
+func trackCopy(current reconcile.Inventory) func(id string) bool {
+	held := map[string]bool{}
+	for _, id := range current {
+		held[id] = true
+	}
+	return func(id string) bool {
+		for _, name := range []func(string) string{v1alpha1.CanaryName, v1alpha1.BaselineName} {
+			suffix := name("")
+			if base, ok := strings.CutSuffix(id, suffix); ok && held[base] {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// trackReady says whether a track beside the stable one (the canary, the
+// baseline) is ready for traffic: its workload w Available and, while a
+// canary is in flight, every pod listed ready in its Service's
+// EndpointSlices (name makes its names).
+func (a *Agent) trackReady(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, w reconcile.Observation, name func(string) string) (bool, error) {
+	ready := w.Found && w.Status == status.CurrentStatus
+	if !ready || st.Canary == nil || r.Spec.Traffic == nil {
+		return ready, nil
+	}
+	// Available is not enough: the data plane routes to what the track's
+	// Service's EndpointSlices list, so every pod must be listed ready
+	// there, and no pod on its way out, before traffic moves onto it.
+	n, other, err := a.mgr.Endpoints(ctx, r.Metadata.Namespace, name(r.Spec.Traffic.Service))
+	if err != nil {
+		return false, err
+	}
+	return n >= int(w.Replicas) && other == 0, nil
+}
+
 // observe reads what the cluster runs for the release.
 func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, head *render.Result) (strategy.Observed, error) {
 	ns, name := r.Metadata.Namespace, r.Spec.Workload.Name
@@ -447,17 +485,17 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 		if err != nil {
 			return o, err
 		}
-		o.CanaryReady = canary.Found && canary.Status == status.CurrentStatus
-		if o.CanaryReady && st.Canary != nil && r.Spec.Traffic != nil {
-			// Available is not enough: the data plane routes to what the
-			// canary Service's EndpointSlices list, so every canary pod must
-			// be listed ready there, and no pod on its way out, before
-			// traffic moves onto the track.
-			ready, other, err := a.mgr.Endpoints(ctx, ns, v1alpha1.CanaryName(r.Spec.Traffic.Service))
+		if o.CanaryReady, err = a.trackReady(ctx, r, st, canary, v1alpha1.CanaryName); err != nil {
+			return o, err
+		}
+		if strategy.BaselineOn(&r.Spec, &st) {
+			baseline, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, v1alpha1.BaselineName(name))
 			if err != nil {
 				return o, err
 			}
-			o.CanaryReady = ready >= int(canary.Replicas) && other == 0
+			if o.BaselineReady, err = a.trackReady(ctx, r, st, baseline, v1alpha1.BaselineName); err != nil {
+				return o, err
+			}
 		}
 		if canary.Found && canary.Status == status.FailedStatus {
 			o.Failed, o.Message = true, canary.Message

@@ -12,6 +12,9 @@ import (
 type PruneOptions struct {
 	// Force deletes even what the guard would refuse.
 	Force bool
+	// Expected, when set, names stale objects whose going is planned (a
+	// canary or baseline track ending): the guard does not count them.
+	Expected func(id string) bool
 }
 
 // Stale lists the IDs in previous that are not in current.
@@ -59,9 +62,17 @@ func (m *Manager) Prune(ctx context.Context, release string, previous, current I
 		if len(current) == 0 {
 			return cs, fmt.Errorf("%w: release %s: pruning would delete all %d of its objects; refusing", ErrPruneGuard, release, len(previous))
 		}
-		if share := float64(len(stale)) / float64(len(previous)); share > m.opts.PruneMaxShare {
+		unplanned, total := 0, len(previous)
+		for _, id := range stale {
+			if opts.Expected != nil && opts.Expected(id) {
+				total--
+			} else {
+				unplanned++
+			}
+		}
+		if share := float64(unplanned) / float64(max(total, 1)); share > m.opts.PruneMaxShare {
 			return cs, fmt.Errorf("%w: release %s: pruning would delete %d of its %d objects (%.0f%%, over the %.0f%% limit); refusing",
-				ErrPruneGuard, release, len(stale), len(previous), share*100, m.opts.PruneMaxShare*100)
+				ErrPruneGuard, release, unplanned, total, share*100, m.opts.PruneMaxShare*100)
 		}
 	}
 	return cs, m.deleteIDs(ctx, cs, release, "prune", stale, false)

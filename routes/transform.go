@@ -23,6 +23,9 @@ type State struct {
 	HeaderRoutes []v1alpha1.HeaderRoute
 	// MirrorPercent of the requests is copied to the canary.
 	MirrorPercent int32
+	// Baseline is the baseline track's share, in percent, taken like the
+	// canary's from the Service's (Target.Baseline names it); 0: none.
+	Baseline int32
 }
 
 // Target names what the transform splits: the Service the route's rules
@@ -31,7 +34,14 @@ type Target struct {
 	Namespace string
 	Service   string
 	Canary    string
+	// Baseline is the baseline Service, when State.Baseline gives it a
+	// share.
+	Baseline string
 }
+
+// trackShares is how a rule naming the Service divides the Service's share:
+// percent to the canary and to the baseline, the rest kept.
+type trackShares struct{ canary, baseline int32 }
 
 // maxWeight is the Gateway API's largest backendRef weight.
 const maxWeight = 1_000_000
@@ -41,7 +51,7 @@ const maxWeight = 1_000_000
 //
 //   - the Service's share of the rule is split between it (100-w percent)
 //     and the canary (w percent); the rule's other backends keep their
-//     shares, and the canary's reference keeps the Service's port and
+//     trackShares, and the canary's reference keeps the Service's port and
 //     filters;
 //   - before the rule, one rule per header route, matching the rule's own
 //     matches plus the route's headers or query parameters (named
@@ -72,8 +82,11 @@ func transform(u *unstructured.Unstructured, t Target, st State) (*unstructured.
 	if !st.Canary {
 		return out, nil
 	}
-	if st.Weight < 0 || st.Weight > 100 || st.MirrorPercent < 0 || st.MirrorPercent > 100 {
-		return nil, fmt.Errorf("weight %d or mirror %d out of 0..100", st.Weight, st.MirrorPercent)
+	if st.Weight < 0 || st.Weight > 100 || st.MirrorPercent < 0 || st.MirrorPercent > 100 || st.Baseline < 0 || st.Weight+st.Baseline > 100 {
+		return nil, fmt.Errorf("weight %d, baseline %d or mirror %d out of 0..100", st.Weight, st.Baseline, st.MirrorPercent)
+	}
+	if st.Baseline > 0 && t.Baseline == "" {
+		return nil, fmt.Errorf("a baseline share with no baseline Service")
 	}
 	r, err := Decode(u)
 	if err != nil {
@@ -100,10 +113,9 @@ func transform(u *unstructured.Unstructured, t Target, st State) (*unstructured.
 
 // transformRules applies the state to the rules of one route kind: apply
 // makes one rule from a rule naming the Service, for a header route (nil:
-// the rule itself) at canary weight w, mirroring at percent when mirror is
-// set.
+// the rule itself) at trackShares w, mirroring at percent when mirror is set.
 func transformRules[R any](rules []R, raw []any, t Target, st State, refsOf func(R) []gwv1.BackendRef,
-	apply func(rule R, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w int32, mirror *gwv1.BackendObjectReference, percent int32) (any, error)) ([]any, error) {
+	apply func(rule R, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w trackShares, mirror *gwv1.BackendObjectReference, percent int32) (any, error)) ([]any, error) {
 	var out []any
 	for i, rule := range rules {
 		refs := refsOf(rule)
@@ -116,13 +128,13 @@ func transformRules[R any](rules []R, raw []any, t Target, st State, refsOf func
 			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
 		}
 		for _, hr := range st.HeaderRoutes {
-			h, err := apply(rule, refs, t, &hr, headerWeight(hr), nil, 0)
+			h, err := apply(rule, refs, t, &hr, trackShares{canary: headerWeight(hr)}, nil, 0)
 			if err != nil {
 				return nil, fmt.Errorf("spec.rules[%d]: header route %s: %w", i, hr.Name, err)
 			}
 			out = append(out, h)
 		}
-		m, err := apply(rule, refs, t, nil, st.Weight, mirror, st.MirrorPercent)
+		m, err := apply(rule, refs, t, nil, trackShares{canary: st.Weight, baseline: st.Baseline}, mirror, st.MirrorPercent)
 		if err != nil {
 			return nil, fmt.Errorf("spec.rules[%d]: %w", i, err)
 		}
@@ -131,7 +143,7 @@ func transformRules[R any](rules []R, raw []any, t Target, st State, refsOf func
 	return out, nil
 }
 
-func httpRule(rule gwv1.HTTPRouteRule, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w int32, mirror *gwv1.BackendObjectReference, percent int32) (any, error) {
+func httpRule(rule gwv1.HTTPRouteRule, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w trackShares, mirror *gwv1.BackendObjectReference, percent int32) (any, error) {
 	out := *rule.DeepCopy()
 	if hr != nil {
 		var err error
@@ -145,7 +157,7 @@ func httpRule(rule gwv1.HTTPRouteRule, refs []gwv1.BackendRef, t Target, hr *v1a
 	return toMap(&out), nil
 }
 
-func grpcRule(rule gwv1.GRPCRouteRule, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w int32, mirror *gwv1.BackendObjectReference, percent int32) (any, error) {
+func grpcRule(rule gwv1.GRPCRouteRule, refs []gwv1.BackendRef, t Target, hr *v1alpha1.HeaderRoute, w trackShares, mirror *gwv1.BackendObjectReference, percent int32) (any, error) {
 	out := *rule.DeepCopy()
 	if hr != nil {
 		var err error
@@ -195,21 +207,21 @@ func toMap(v any) map[string]any {
 	return m
 }
 
-// part is one backendRef of a split rule: the original it copies, whether
-// it is the canary's copy, and its weight.
+// part is one backendRef of a split rule: the original it copies, the
+// Service it names instead ("": the original's), and its weight.
 type part struct {
 	from   int
-	canary bool
+	to     string
 	weight int64
 }
 
-// split shares each reference to the Service between the Service (100-w
+// split trackShares each reference to the Service between the Service (100-w
 // percent of its weight) and the canary (w percent), keeping every other
 // backend's share of the rule. A rule whose only backend is the Service
-// gets the weights 100-w and w; otherwise the weights are the exact shares
+// gets the weights 100-w and w; otherwise the weights are the exact trackShares
 // in lowest terms, scaled down (rounding, a backend with traffic keeping
 // some) if that passes the Gateway API's largest weight.
-func split(refs []gwv1.BackendRef, t Target, w int32) []part {
+func split(refs []gwv1.BackendRef, t Target, w trackShares) []part {
 	weight := func(b gwv1.BackendRef) int64 {
 		if b.Weight == nil {
 			return 1
@@ -221,14 +233,21 @@ func split(refs []gwv1.BackendRef, t Target, w int32) []part {
 		if weight(refs[0]) == 0 {
 			base = 0
 		}
-		return []part{{0, false, base * int64(100-w) / 100}, {0, true, base * int64(w) / 100}}
+		parts := []part{{0, "", base * int64(100-w.canary-w.baseline) / 100}, {0, t.Canary, base * int64(w.canary) / 100}}
+		if w.baseline > 0 {
+			parts = append(parts, part{0, t.Baseline, base * int64(w.baseline) / 100})
+		}
+		return parts
 	}
 	var parts []part
 	for i, b := range refs {
 		if !IsService(b.BackendObjectReference, t.Namespace, t.Service) {
-			parts = append(parts, part{i, false, weight(b) * 100})
-		} else {
-			parts = append(parts, part{i, false, weight(b) * int64(100-w)}, part{i, true, weight(b) * int64(w)})
+			parts = append(parts, part{i, "", weight(b) * 100})
+			continue
+		}
+		parts = append(parts, part{i, "", weight(b) * int64(100-w.canary-w.baseline)}, part{i, t.Canary, weight(b) * int64(w.canary)})
+		if w.baseline > 0 {
+			parts = append(parts, part{i, t.Baseline, weight(b) * int64(w.baseline)})
 		}
 	}
 	g, top := int64(0), int64(0)
@@ -268,14 +287,14 @@ type backendRef[R any] interface {
 
 // splitRefs makes a rule's backendRefs from the split: copies of the
 // originals (filters included) with the new weights, the canary's renamed.
-func splitRefs[R any, P backendRef[R]](orig []R, refs []gwv1.BackendRef, t Target, w int32, base func(P) *gwv1.BackendRef) []R {
+func splitRefs[R any, P backendRef[R]](orig []R, refs []gwv1.BackendRef, t Target, w trackShares, base func(P) *gwv1.BackendRef) []R {
 	var out []R
 	for _, p := range split(refs, t, w) {
 		b := P(&orig[p.from]).DeepCopy()
 		ref := base(b)
 		ref.Weight = weightPtr(p.weight)
-		if p.canary {
-			ref.Name = gwv1.ObjectName(t.Canary)
+		if p.to != "" {
+			ref.Name = gwv1.ObjectName(p.to)
 		}
 		out = append(out, *b)
 	}

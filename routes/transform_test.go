@@ -236,3 +236,45 @@ func TestNoRulesStayAbsent(t *testing.T) {
 		t.Errorf("rules added: %v", out.Object["spec"])
 	}
 }
+
+// TestBaselineShare: the baseline's share comes out of the Service's like
+// the canary's, in the main rule only; header routes send nothing to it;
+// shares that do not fit are refused.
+func TestBaselineShare(t *testing.T) {
+	route := obj(t, `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  rules:
+  - backendRefs: [{name: foo-v1, port: 8080}]
+  - backendRefs:
+    - {name: foo-v1, port: 8080, weight: 3}
+    - {name: other, port: 8080, weight: 1}
+`)
+	bt := app
+	bt.Baseline = "foo-v1-baseline"
+	out, err := Transform(route, bt, State{Canary: true, Weight: 10, Baseline: 10,
+		HeaderRoutes: []v1alpha1.HeaderRoute{{Name: "qa", Match: v1alpha1.RouteMatch{Headers: []v1alpha1.HeaderMatch{{Name: "x-qa", Value: "1"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"foo-v1:0", "foo-v1-canary:100"},                                 // the header route
+		{"foo-v1:80", "foo-v1-canary:10", "foo-v1-baseline:10"},           // the single backend
+		{"foo-v1:0", "foo-v1-canary:3", "other:1"},                        // header route of rule 2
+		{"foo-v1:24", "foo-v1-canary:3", "foo-v1-baseline:3", "other:10"}, // 3:1 kept, the 3 split 80/10/10
+	}
+	for i, w := range want {
+		if got := backends(t, out, i); !cmp.Equal(got, w) {
+			t.Errorf("rule %d: %v, want %v", i, got, w)
+		}
+	}
+	for _, st := range []State{{Canary: true, Weight: 60, Baseline: 50}, {Canary: true, Weight: 10, Baseline: -1}} {
+		if _, err := Transform(route, bt, st); err == nil {
+			t.Errorf("%+v accepted", st)
+		}
+	}
+	if _, err := Transform(route, app, State{Canary: true, Weight: 10, Baseline: 10}); err == nil {
+		t.Errorf("a baseline share with no baseline Service accepted")
+	}
+}

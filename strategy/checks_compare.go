@@ -56,8 +56,13 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	end := time.Now()
 	rng := promv1.Range{Start: end.Add(-window), End: end, Step: step}
 	tracks := []TrackContext{
-		{Release: cc.Release, Namespace: cc.Namespace, Track: "stable", Service: cc.Stable.Service, Workload: cc.Stable.Workload},
-		{Release: cc.Release, Namespace: cc.Namespace, Track: "canary", Service: cc.Canary.Service, Workload: cc.Canary.Workload},
+		{Release: cc.Release, Namespace: cc.Namespace, Track: TrackStable, Service: cc.Stable.Service, Workload: cc.Stable.Workload},
+		{Release: cc.Release, Namespace: cc.Namespace, Track: TrackCanary, Service: cc.Canary.Service, Workload: cc.Canary.Workload},
+	}
+	if b := cc.Baseline; b != nil {
+		// Like with like: the stable version at the canary's size and
+		// share, started with it.
+		tracks[0] = TrackContext{Release: cc.Release, Namespace: cc.Namespace, Track: TrackBaseline, Service: b.Service, Workload: b.Workload}
 	}
 	var metrics []judge.Metric
 	for _, mt := range cmp.Metrics {
@@ -88,6 +93,9 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	}
 	res := judge.Judge(cfg, metrics)
 	m.Value = res.String()
+	if cc.Baseline != nil {
+		m.Value += " (against the baseline track)"
+	}
 	switch res.Verdict {
 	case judge.VerdictPass:
 		m.Outcome = Pass

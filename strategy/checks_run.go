@@ -38,6 +38,9 @@ type CheckContext struct {
 	Phase  string `json:"phase,omitempty"`
 	Stable Target `json:"stable"`
 	Canary Target `json:"canary"`
+	// Baseline is the baseline track while one runs
+	// (spec.analysis.baseline); compare checks judge the canary against it.
+	Baseline *Target `json:"baseline,omitempty"`
 }
 
 // NewCheckContext fills the context for a release and its status.
@@ -50,6 +53,9 @@ func NewCheckContext(r *v1alpha1.Release, st *v1alpha1.ReleaseStatus) CheckConte
 	}
 	if st.Canary != nil {
 		cc.Revision = st.Canary.Revision
+	}
+	if BaselineOn(&r.Spec, st) && r.Spec.Traffic != nil {
+		cc.Baseline = &Target{Service: v1alpha1.BaselineName(r.Spec.Traffic.Service), Workload: v1alpha1.BaselineName(r.Spec.Workload.Name)}
 	}
 	return cc
 }

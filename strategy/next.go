@@ -49,6 +49,7 @@ func (d *decision) shape() {
 		d.p.Canary = true
 		d.p.Route = d.route()
 		d.p.CanaryReplicas = d.canaryReplicas()
+		d.p.Baseline = d.baseline()
 	}
 }
 
@@ -235,7 +236,7 @@ func (d *decision) canary() {
 		d.promote("promoted by request")
 		return
 	}
-	if !d.in.Observed.CanaryReady {
+	if !d.in.Observed.CanaryReady || (d.baseline() && !d.in.Observed.BaselineReady) {
 		if st.StepStartedAt != nil && d.in.Now.Sub(*st.StepStartedAt) > d.progressDeadline() {
 			d.abort(v1alpha1.PhaseAborted, fmt.Sprintf("canary not ready after %s", d.progressDeadline()), true)
 			return

@@ -81,6 +81,15 @@ func Objects(r *v1alpha1.Release, head, stable *render.Result, plan Plan, headDi
 			objs = append(objs, hpa)
 		}
 	}
+	if plan.Canary && plan.Baseline {
+		// The stable version, at the canary's size, under its own names.
+		baseline, err := copyTrack(spec, src, plan.CanaryReplicas, v1alpha1.BaselineName, TrackBaseline)
+		if err != nil {
+			return nil, err
+		}
+		setAnnotation(baseline[0], VersionAnnotation, version)
+		objs = append(objs, baseline...)
+	}
 	if spec.Strategy.Routed() && head.Route != nil {
 		route, err := TransformRoute(head.Route, r.Metadata.Namespace, spec.Traffic.Service, plan.Route)
 		if err != nil {

@@ -21,6 +21,9 @@ type RouteState = routes.State
 // not involve the Service are left exactly as written.
 func TransformRoute(route *unstructured.Unstructured, ns, service string, st RouteState) (*unstructured.Unstructured, error) {
 	t := routes.Target{Namespace: routes.Namespace(route, ns), Service: service, Canary: v1alpha1.CanaryName(service)}
+	if st.Baseline > 0 {
+		t.Baseline = v1alpha1.BaselineName(service)
+	}
 	out, err := routes.Transform(route, t, st)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", render.ObjectID(route), err)

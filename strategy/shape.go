@@ -12,7 +12,25 @@ func (d *decision) route() RouteState {
 	if st.Phase == v1alpha1.PhasePromoting {
 		return RouteState{Canary: true, Weight: 100}
 	}
-	return routes.StateAt(d.steps, int(st.Step), st.Weight)
+	rs := routes.StateAt(d.steps, int(st.Step), st.Weight)
+	if d.baseline() {
+		rs.Baseline = min(st.Weight, 100-st.Weight)
+	}
+	return rs
+}
+
+// baseline says whether a baseline track runs beside the canary: asked
+// for, and the canary in flight is being stepped (not promoting, not a
+// rollback).
+func (d *decision) baseline() bool {
+	st := d.st()
+	return BaselineOn(d.spec, st)
+}
+
+// BaselineOn says whether the release runs a baseline track in status st.
+func BaselineOn(spec *v1alpha1.ReleaseSpec, st *v1alpha1.ReleaseStatus) bool {
+	a := spec.Analysis
+	return a != nil && a.Baseline && st.Canary != nil && st.Stable != nil && st.Phase != v1alpha1.PhasePromoting && !st.Rollback
 }
 
 // canaryReplicas follows the last setCanaryScale done, else the workload's

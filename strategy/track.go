@@ -15,8 +15,9 @@ const TrackLabel = "sluice.dev/track"
 
 // Track values.
 const (
-	TrackStable = "stable"
-	TrackCanary = "canary"
+	TrackStable   = "stable"
+	TrackCanary   = "canary"
+	TrackBaseline = "baseline"
 )
 
 // addTrack sets the track label at path (a string map) of obj.
@@ -71,10 +72,17 @@ func isWorkload(o *unstructured.Unstructured, spec *v1alpha1.ReleaseSpec) bool {
 // ConfigMaps and Secrets its pod template references, renamed and with the
 // references rewritten; and <service>-canary selecting the canary pods.
 func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32) ([]*unstructured.Unstructured, error) {
+	return copyTrack(spec, head, replicas, v1alpha1.CanaryName, TrackCanary)
+}
+
+// copyTrack is a track copied from a render under names made by name: the
+// workload at replicas, its config, and the Service selecting its pods
+// (the track label set to track).
+func copyTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32, name func(string) string, track string) ([]*unstructured.Unstructured, error) {
 	w := head.Workload.DeepCopy()
-	w.SetName(v1alpha1.CanaryName(w.GetName()))
+	w.SetName(name(w.GetName()))
 	stripServerFields(w)
-	if err := labelWorkload(w, TrackCanary); err != nil {
+	if err := labelWorkload(w, track); err != nil {
 		return nil, err
 	}
 	if err := unstructured.SetNestedField(w.Object, int64(replicas), "spec", "replicas"); err != nil {
@@ -84,8 +92,8 @@ func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32
 	var out []*unstructured.Unstructured
 	for _, cfg := range head.Config {
 		c := cfg.DeepCopy()
-		renames[c.GetKind()][c.GetName()] = v1alpha1.CanaryName(c.GetName())
-		c.SetName(v1alpha1.CanaryName(c.GetName()))
+		renames[c.GetKind()][c.GetName()] = name(c.GetName())
+		c.SetName(name(c.GetName()))
 		stripServerFields(c)
 		out = append(out, c)
 	}
@@ -97,12 +105,12 @@ func CanaryTrack(spec *v1alpha1.ReleaseSpec, head *render.Result, replicas int32
 	out = append([]*unstructured.Unstructured{w}, out...)
 	if head.Service != nil {
 		svc := head.Service.DeepCopy()
-		svc.SetName(v1alpha1.CanaryName(svc.GetName()))
+		svc.SetName(name(svc.GetName()))
 		stripServerFields(svc)
 		for _, f := range []string{"clusterIP", "clusterIPs", "nodePort"} {
 			unstructured.RemoveNestedField(svc.Object, "spec", f)
 		}
-		if err := addTrack(svc, TrackCanary, "spec", "selector"); err != nil {
+		if err := addTrack(svc, track, "spec", "selector"); err != nil {
 			return nil, err
 		}
 		out = append(out, svc)

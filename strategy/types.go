@@ -29,6 +29,8 @@ type Observed struct {
 	StableReplicas int32
 	// CanaryReady: the canary workload exists and is Available.
 	CanaryReady bool
+	// BaselineReady: so is the baseline workload (spec.analysis.baseline).
+	BaselineReady bool
 	// Failed: the workload in flight reports it cannot progress (kstatus
 	// Failed, e.g. ProgressDeadlineExceeded), with Message saying why.
 	Failed  bool
@@ -126,6 +128,9 @@ type Plan struct {
 	// Canary is true while a canary track must exist, with CanaryReplicas.
 	Canary         bool
 	CanaryReplicas int32
+	// Baseline is true while a baseline track must exist beside the canary
+	// (spec.analysis.baseline), at CanaryReplicas.
+	Baseline bool
 	// Route is the traffic shape (ignored without spec.traffic).
 	Route RouteState
 	// DeleteCanary removes the canary track (after the route stops using it).

@@ -187,3 +187,7 @@ func (s *ReleaseSpec) CheckByName(name string) *Check {
 // canary Deployment of its workload, the canary Service its route sends
 // the canary's share to.
 func CanaryName(name string) string { return name + "-canary" }
+
+// BaselineName is the name of the baseline copy of a release's object
+// (spec.analysis.baseline).
+func BaselineName(name string) string { return name + "-baseline" }

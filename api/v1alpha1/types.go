@@ -412,6 +412,13 @@ type Analysis struct {
 	PostPromotion []string `json:"postPromotion,omitempty"`
 	PreRollout    []string `json:"preRollout,omitempty"`
 	PostRollout   []string `json:"postRollout,omitempty"`
+	// Baseline runs a baseline track beside a canary (Kayenta's
+	// recommended setup): <workload>-baseline, the stable version at the
+	// canary's size behind <service>-baseline, given the canary's share of
+	// traffic out of the stable's (at most half of all). Compare checks
+	// then judge the canary against it, like with like, instead of the
+	// long-warm stable track.
+	Baseline bool `json:"baseline,omitempty"`
 }
 
 // CompareCheck judges the canary against the stable track, Kayenta's way:

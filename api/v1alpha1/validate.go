@@ -386,7 +386,10 @@ func (v *validator) analysis() {
 		v.errorf("spec.analysis", "background analysis runs beside a canary's steps: canary, blueGreen or abTest")
 		return
 	}
-	if len(a.Checks)+len(a.PostPromotion)+len(a.PreRollout)+len(a.PostRollout) == 0 {
+	if a.Baseline && (st.Canary == nil || st.Manual()) {
+		v.errorf("spec.analysis.baseline", "a baseline track takes the canary's weight: canary with steps only")
+	}
+	if len(a.Checks)+len(a.PostPromotion)+len(a.PreRollout)+len(a.PostRollout) == 0 && !a.Baseline {
 		v.errorf("spec.analysis", "names no check: set checks (background), preRollout, postPromotion or postRollout")
 	}
 	v.checkRefs("spec.analysis.checks", a.Checks)

@@ -26,7 +26,7 @@ const password = "traffic-password"
 // smart HTTP, the agent reconciling it (in this process, against the real
 // control plane), and the host its route answers for.
 type story struct {
-	t    *testing.T
+	t    testing.TB
 	ns   string
 	host string
 	repo *gitserver.Repo
@@ -37,7 +37,7 @@ type story struct {
 
 // newStory serves files (NAMESPACE and HOST replaced) and runs an agent on
 // them until the test ends.
-func newStory(t *testing.T, files map[string]string) *story {
+func newStory(t testing.TB, files map[string]string) *story {
 	t.Helper()
 	ns := cluster.Namespace(t)
 	host := ns + ".example.com"
@@ -173,7 +173,7 @@ func explainFailures(t *testing.T, recs []loadgen.Record, moments map[string]tim
 
 // waitOK waits until 20 requests in a row through the Gateway for host
 // are answered 200.
-func waitOK(t *testing.T, host string) {
+func waitOK(t testing.TB, host string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	client := &http.Client{Timeout: 2 * time.Second}

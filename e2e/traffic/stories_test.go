@@ -85,7 +85,7 @@ func TestBlueGreenSwitch(t *testing.T) {
 // per-Service counter (its query and its count of samples), the window
 // shortened to the story's: the check users copy is the one proven here on
 // real metrics.
-func exampleCheck(t *testing.T, window string) (query, count string) {
+func exampleCheck(t testing.TB, window string) (query, count string) {
 	b, err := os.ReadFile("../../examples/releases/demo/canary/release.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,95 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/loadgen"
+	"github.com/sluice-dev/sluice/internal/promtest"
+)
+
+// latencyJudge is a compare check on mean latency per track.
+func latencyJudge(prom string) string {
+	lat := `sum(rate(traefik_service_request_duration_seconds_sum{` + series + `}[20s])) / sum(rate(traefik_service_request_duration_seconds_count{` + series + `}[20s]))`
+	return fmt.Sprintf(`  checks:
+  - name: judge
+    compare:
+      address: %s
+      window: 1m
+      step: 4s
+      metrics:
+      - {name: latency, query: '%s', direction: increase, tolerance: 0.02}
+    interval: 5s
+`, prom, lat)
+}
+
+// TestBaselineTrack: with analysis.baseline the stable version also runs
+// as <app>-baseline at the canary's size, taking the canary's share out
+// of the stable's (20/20/60 at setWeight 20); the compare judge measures
+// the canary against it and stops a version 50 ms slower, and the
+// baseline goes with the canary.
+func TestBaselineTrack(t *testing.T) {
+	t.Parallel()
+	prom := promtest.Start(t, cluster.Gateway.MetricsTarget)
+	s := newStory(t, appFiles(release(`    scaleDownDelay: 0s
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 5m}
+      - setWeight: 100
+`, latencyJudge(prom.URL)+"  analysis: {baseline: true, checks: [judge]}\n")))
+	s.env["6.6.4"] = `[{name: LATENCY, value: 50ms}]`
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	stop := s.load(50)
+	s.bump("6.7.0", "6.6.4")
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Step == 1 || st.Phase == v1alpha1.PhaseAborted })
+	weights, _ := kubectl("get", "httproute", "-n", s.ns, "app", "-o", `jsonpath={range .spec.rules[*].backendRefs[*]}{.name}={.weight} {end}`)
+	if strings.TrimSpace(weights) != "app=60 app-canary=20 app-baseline=20" {
+		t.Errorf("route at setWeight 20 with a baseline: %q, want app=60 app-canary=20 app-baseline=20", weights)
+	}
+	image, _ := kubectl("get", "deployment", "-n", s.ns, "app-baseline", "-o", `jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}`)
+	if image != "4 ghcr.io/sluice-dev/podinfo:6.7.0" {
+		t.Errorf("baseline Deployment: %q, want the stable version at the canary's size (4 ghcr.io/sluice-dev/podinfo:6.7.0)", image)
+	}
+	st := s.waitStatus(id, 3*time.Minute, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseAborted || st.Weight > 20 })
+	time.Sleep(3 * time.Second)
+	recs := stop()
+	if st.Phase != v1alpha1.PhaseAborted || !strings.Contains(st.Message, "latency High") || !strings.Contains(st.Message, "against the baseline track") {
+		t.Fatalf("a version 50 ms slower was not stopped against the baseline: %s %q", st.Phase, st.Message)
+	}
+	bad := loadgen.Filter(recs, func(r loadgen.Record) bool { return r.Version == "6.6.4" })
+	t.Logf("stopped after %d requests to the slow version: %s", len(bad), st.Message)
+	// The baseline Service answered its share, counted by the data plane.
+	c, err := promapi.NewClient(promapi.Config{Address: prom.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, _, err := promv1.NewAPI(c).Query(context.Background(), `sum(increase(traefik_service_requests_total{service=~"`+s.ns+`-app-baseline-http-.*"}[10m]))`, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) != 1 || vec[0].Value < 50 {
+		t.Errorf("requests answered by the baseline track: %v", v)
+	}
+	// And it goes with the canary.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := kubectl("get", "deployment,service", "-n", s.ns, "app-baseline", "--ignore-not-found", "-o", "name")
+		if err == nil && strings.TrimSpace(out) == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the baseline track is still there 30 s after the abort: %s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
