@@ -55,6 +55,23 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	defer cancel()
 	end := time.Now()
 	rng := promv1.Range{Start: end.Add(-window), End: end, Step: step}
+	if !cc.Since.IsZero() {
+		// Samples of this version only: the Services keep their names
+		// from one canary to the next, and each sample's own range
+		// reaches back too.
+		var queries []string
+		for _, mt := range cmp.Metrics {
+			queries = append(queries, mt.Query)
+		}
+		if first := cc.Since.Add(lookback(queries...)); first.After(rng.Start) {
+			rng.Start = first
+		}
+		if !rng.Start.Before(end) {
+			m.Outcome = TooFew
+			m.Value = tooEarly(cc, end, queries...)
+			return m
+		}
+	}
 	tracks := []TrackContext{
 		{Release: cc.Release, Namespace: cc.Namespace, Track: TrackStable, Service: cc.Stable.Service, Workload: cc.Stable.Workload},
 		{Release: cc.Release, Namespace: cc.Namespace, Track: TrackCanary, Service: cc.Canary.Service, Workload: cc.Canary.Workload},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -38,6 +39,9 @@ type CheckContext struct {
 	Phase  string `json:"phase,omitempty"`
 	Stable Target `json:"stable"`
 	Canary Target `json:"canary"`
+	// Since is when the version measured began (status.canaryStartedAt;
+	// zero if unknown): a measurement rests on nothing older.
+	Since time.Time `json:"-"`
 	// Baseline is the baseline track while one runs
 	// (spec.analysis.baseline); compare checks judge the canary against it.
 	Baseline *Target `json:"baseline,omitempty"`
@@ -53,6 +57,9 @@ func NewCheckContext(r *v1alpha1.Release, st *v1alpha1.ReleaseStatus) CheckConte
 	}
 	if st.Canary != nil {
 		cc.Revision = st.Canary.Revision
+	}
+	if st.CanaryStartedAt != nil {
+		cc.Since = *st.CanaryStartedAt
 	}
 	if BaselineOn(&r.Spec, st) && r.Spec.Traffic != nil {
 		cc.Baseline = &Target{Service: v1alpha1.BaselineName(r.Spec.Traffic.Service), Workload: v1alpha1.BaselineName(r.Spec.Workload.Name)}
@@ -107,6 +114,10 @@ func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckCont
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := time.Now()
+	if why := tooEarly(cc, now, c.Prometheus.Query, c.Prometheus.CountQuery); why != "" {
+		m.Outcome, m.Value = TooFew, why
+		return m
+	}
 	v, why := instant(ctx, api, c.Name, c.Prometheus.Query, cc, now)
 	min := c.Samples()
 	if why != "" && (min == 0 || (why != "empty result" && why != "NaN")) {
@@ -152,6 +163,47 @@ func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckCont
 		m.Outcome = Fail
 	}
 	return m
+}
+
+// rangeSelector finds the ranges of PromQL range selectors and
+// subqueries: [1m], [30s:5s].
+var rangeSelector = regexp.MustCompile(`\[\s*([0-9][0-9smhdwyi]*)\s*(?::[^\]]*)?\]`)
+
+// lookback is the longest range the queries select: how far before its
+// evaluation time a query's value reaches.
+func lookback(queries ...string) time.Duration {
+	var longest time.Duration
+	for _, q := range queries {
+		for _, m := range rangeSelector.FindAllStringSubmatch(q, -1) {
+			if d, err := model.ParseDuration(m[1]); err == nil {
+				longest = max(longest, time.Duration(d))
+			}
+		}
+	}
+	return longest
+}
+
+// tooEarly says why a measurement at now would rest on requests from
+// before the version began (the queries' ranges reach back past
+// cc.Since), "" when it would not. The Service names stay the same from
+// one canary to the next, so a window reaching back would judge this
+// version on the last one's requests.
+func tooEarly(cc CheckContext, now time.Time, queries ...string) string {
+	if cc.Since.IsZero() {
+		return ""
+	}
+	lb := lookback(queries...)
+	if ready := cc.Since.Add(lb); now.Before(ready) {
+		return fmt.Sprintf("the query's %s window reaches back before %s began; first measurement in %s", lb, shortRev(cc.Revision), ready.Sub(now).Round(time.Second))
+	}
+	return ""
+}
+
+func shortRev(rev string) string {
+	if rev == "" {
+		return "this version"
+	}
+	return short(rev)
 }
 
 // bestCase is the best a rate v measured on n samples can become once

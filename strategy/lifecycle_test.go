@@ -240,7 +240,8 @@ func TestCurrentMatchesTheLastDecision(t *testing.T) {
 
 // The canary track traffic has just left (an abort, a finished promotion)
 // is drained for the scale-down delay: nothing pruned until then, a wake-up
-// at its end, then it goes. With scaleDownDelay 0s it goes at once.
+// at its end, then it goes. With scaleDownDelay 0s it goes as soon as the
+// Gateway has taken the route.
 func TestCanaryTrackDrainsAfterTrafficLeaves(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -259,8 +260,19 @@ func TestCanaryTrackDrainsAfterTrafficLeaves(t *testing.T) {
 				t.Fatalf("abort: %+v", p)
 			}
 			if tc.delay == 0 {
-				if p.Drain || p.Status.DrainUntil != nil {
-					t.Fatalf("drained with no delay: %+v", p)
+				// No delay, but not before the Gateway has taken the route
+				// that left the track.
+				if !p.Drain || !p.Status.DrainUntil.Equal(t0) {
+					t.Fatalf("no drain at all with no delay: %+v", p)
+				}
+				in.Status, in.Now = p.Status, t0.Add(time.Second)
+				in.Observed.RoutePending = true
+				if p := Next(in); !p.Drain || !p.WakeAt.Equal(t0.Add(2*time.Second)) {
+					t.Fatalf("the track went before the Gateway took the route: %+v", p)
+				}
+				in.Observed.RoutePending = false
+				if p := Next(in); p.Drain || p.Status.DrainUntil != nil {
+					t.Fatalf("drained on after the Gateway took the route: %+v", p)
 				}
 				return
 			}

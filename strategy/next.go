@@ -130,6 +130,13 @@ func (d *decision) finish() {
 	if d.p.Commit {
 		st.ObservedRevision = d.in.HeadRevision
 	}
+	switch prev := d.in.Status.Canary; {
+	case st.Canary == nil:
+		st.CanaryStartedAt = nil
+	case prev == nil || prev.Digest != st.Canary.Digest || st.CanaryStartedAt == nil && d.p.Commit:
+		t := d.in.Now
+		st.CanaryStartedAt = &t
+	}
 	if d.p.Drain && st.DrainUntil.After(d.in.Now) && (d.p.WakeAt.IsZero() || st.DrainUntil.Before(d.p.WakeAt)) {
 		d.p.WakeAt = *st.DrainUntil
 	}
@@ -335,13 +342,14 @@ func (d *decision) keepingPrevious() bool {
 }
 
 // drain keeps the canary track traffic has just left for the scale-down
-// delay.
+// delay, and in any case until the Gateway has taken the route that left
+// it (draining): with scaleDownDelay 0s too, pods the data plane still
+// sends requests to are not deleted, and no new canary takes the track
+// (holdForDrain) while old requests could reach it.
 func (d *decision) drain() {
-	if delay := d.spec.Strategy.KeepPrevious(); delay > 0 {
-		t := d.in.Now.Add(delay)
-		d.st().DrainUntil = &t
-		d.p.Drain = true
-	}
+	t := d.in.Now.Add(d.spec.Strategy.KeepPrevious())
+	d.st().DrainUntil = &t
+	d.p.Drain = true
 }
 
 // draining carries a drain on until its time, then ends it.

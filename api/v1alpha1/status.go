@@ -34,6 +34,10 @@ type ReleaseStatus struct {
 	Weight        int32        `json:"weight"`
 	StepStartedAt *time.Time   `json:"stepStartedAt,omitempty"`
 	Checks        []CheckState `json:"checks,omitempty"`
+	// CanaryStartedAt is when the version in canary began: no measurement
+	// of it may rest on data from before (a previous version's requests
+	// under the same Service names).
+	CanaryStartedAt *time.Time `json:"canaryStartedAt,omitempty"`
 	// AnalysisStartedAt and Analysis are the background analysis of the
 	// canary in flight (spec.analysis): when it began and its checks'
 	// counters, over the whole canary rather than a step.

@@ -2,7 +2,6 @@ package traffic
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,24 +11,13 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
 	"github.com/sluice-dev/sluice/internal/loadgen"
 	"github.com/sluice-dev/sluice/internal/promtest"
 )
 
 // latencyJudge is a compare check on mean latency per track.
-func latencyJudge(prom string) string {
-	lat := `sum(rate(traefik_service_request_duration_seconds_sum{` + series + `}[20s])) / sum(rate(traefik_service_request_duration_seconds_count{` + series + `}[20s]))`
-	return fmt.Sprintf(`  checks:
-  - name: judge
-    compare:
-      address: %s
-      window: 1m
-      step: 4s
-      metrics:
-      - {name: latency, query: '%s', direction: increase, tolerance: 0.02}
-    interval: 5s
-`, prom, lat)
-}
+func latencyJudge(prom string) string { return judgeCheck(prom, latencyMetric) }
 
 // TestBaselineTrack: with analysis.baseline the stable version also runs
 // as <app>-baseline at the canary's size, taking the canary's share out
@@ -91,5 +79,76 @@ func TestBaselineTrack(t *testing.T) {
 			t.Fatalf("the baseline track is still there 30 s after the abort: %s", out)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// parallelRoute is a route of the app's own (not the release's traffic
+// route) sending shadow.HOST to the canary Service: the parallel run's
+// second copy of the requests, where the Gateway cannot mirror.
+const parallelRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app-parallel}
+spec:
+  parentRefs: [{name: public, namespace: gateway-system}]
+  hostnames: [shadow.HOST]
+  rules:
+  - backendRefs: [{name: app-canary, port: 80}]
+`
+
+// TestParallelRun: the compare judge on the same requests sent to both
+// versions (seed 002's parallel run). Traefik cannot mirror through the
+// Gateway API, so the load generator sends each request stream twice —
+// to the stable version through the release's route, and to the canary,
+// which serves no user (weight 0), through a second host. A version
+// behaving like the stable one passes three judgements and is promoted;
+// one 50 ms slower is stopped before any user request reached it.
+func TestParallelRun(t *testing.T) {
+	t.Parallel()
+	prom := promtest.Start(t, cluster.Gateway.MetricsTarget)
+	// A 5 s drain: the canary track is reused by the next version, and
+	// Traefik applies a route change up to 2 s after it reports it taken.
+	files := appFiles(release(`    scaleDownDelay: 5s
+    canary:
+      steps:
+      - check: [judge]
+      - setWeight: 100
+`, latencyJudge(prom.URL)+"    count: 3\n"))
+	files["releases/NAMESPACE/app/parallel.yaml"] = parallelRoute
+	files["releases/NAMESPACE/app/kustomization.yaml"] = strings.Replace(files["releases/NAMESPACE/app/kustomization.yaml"], "route.yaml]", "route.yaml, parallel.yaml]", 1)
+	s := newStory(t, files)
+	s.env["6.6.7"] = `[{name: LATENCY, value: 50ms}]`
+	id := s.ns + "/app"
+	s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	users := s.load(40)
+	for _, c := range []struct {
+		from, to string
+		bad      bool
+	}{{"6.7.0", "6.7.1", false}, {"6.7.1", "6.6.7", true}} {
+		rev := s.bump(c.from, c.to)
+		s.waitStatus(id, 90*time.Second, func(st v1alpha1.ReleaseStatus) bool { return st.Canary != nil && st.Canary.Revision == rev })
+		waitOK(t, "shadow."+s.host)
+		parallel := s.loadOn("shadow."+s.host, 40)
+		st := s.waitStatus(id, 3*time.Minute, func(st v1alpha1.ReleaseStatus) bool {
+			return st.Phase == v1alpha1.PhaseAborted || st.Phase == v1alpha1.PhaseSucceeded
+		})
+		copies := parallel()
+		if n := len(loadgen.Filter(copies, func(r loadgen.Record) bool { return r.Version == c.to })); n < 100 {
+			t.Fatalf("%s: the canary answered %d parallel requests; the judge saw too little to mean anything", c.to, n)
+		}
+		switch {
+		case c.bad && (st.Phase != v1alpha1.PhaseAborted || !strings.Contains(st.Message, "latency High")):
+			t.Fatalf("%s, 50 ms slower on the same requests, was not stopped: %s %q", c.to, st.Phase, st.Message)
+		case !c.bad && st.Phase != v1alpha1.PhaseSucceeded:
+			t.Fatalf("%s, the same behaviour on the same requests, was stopped: %q", c.to, st.Message)
+		}
+		t.Logf("%s: %s %s\n%s", c.to, st.Phase, st.Message, gitserver.Git(t, s.repo.Bare, "log", "-3", "--format=%s%n%b", "sluice/status"))
+	}
+	hist := gitserver.Git(t, s.repo.Bare, "log", "--format=%s%n%b", "sluice/status")
+	if !strings.Contains(hist, "checks passed: judge=score 100 pass") {
+		t.Errorf("the good version was not judged a pass on the same requests:\n%s", hist)
+	}
+	recs := users()
+	if n := len(loadgen.Filter(recs, func(r loadgen.Record) bool { return r.Version == "6.6.7" })); n != 0 {
+		t.Errorf("%d user requests reached the slow version during its parallel run", n)
 	}
 }

@@ -31,13 +31,12 @@ const (
 // series is the selector of a track's Traefik service series.
 const series = `service=~"{{.Namespace}}-{{.Service}}-http-.*"`
 
-// compareJudge is the compare check: errors and mean latency per track,
-// canary against stable, over the last minute.
-func compareJudge(prom string) string {
-	// Errors are rare events: a minute of requests per sample, or most
-	// samples of a 2% error rate at 5 requests/s hold none.
-	errs := `(sum(rate(traefik_service_requests_total{` + series + `,code=~"5.."}[1m])) or vector(0)) / sum(rate(traefik_service_requests_total{` + series + `}[1m]))`
-	lat := `sum(rate(traefik_service_request_duration_seconds_sum{` + series + `}[20s])) / sum(rate(traefik_service_request_duration_seconds_count{` + series + `}[20s]))`
+// meanLatency is a track's mean answer time over the last 20 s.
+const meanLatency = `sum(rate(traefik_service_request_duration_seconds_sum{` + series + `}[20s])) / sum(rate(traefik_service_request_duration_seconds_count{` + series + `}[20s]))`
+
+// judgeCheck is the compare check "judge" on metrics (flow-style YAML):
+// the last minute, a sample every 4 s, measured every 5 s.
+func judgeCheck(prom string, metrics ...string) string {
 	return fmt.Sprintf(`  checks:
   - name: judge
     compare:
@@ -45,12 +44,22 @@ func compareJudge(prom string) string {
       window: 1m
       step: 4s
       metrics:
-      - {name: errors, query: '%s', direction: increase, tolerance: 0.005}
-      - {name: latency, query: '%s', direction: increase, tolerance: 0.02}
+      - %s
     interval: 5s
-    samplesTimeout: 5m
-  analysis: {checks: [judge]}
-`, prom, errs, lat)
+`, prom, strings.Join(metrics, "\n      - "))
+}
+
+// latencyMetric is the compare metric on mean latency: 20 ms matter.
+var latencyMetric = `{name: latency, query: '` + meanLatency + `', direction: increase, tolerance: 0.02}`
+
+// compareJudge is the bench's compare check: errors and mean latency per
+// track, canary against stable, in the background analysis.
+func compareJudge(prom string) string {
+	// Errors are rare events: a minute of requests per sample, or most
+	// samples of a 2% error rate at 5 requests/s hold none.
+	errs := `(sum(rate(traefik_service_requests_total{` + series + `,code=~"5.."}[1m])) or vector(0)) / sum(rate(traefik_service_requests_total{` + series + `}[1m]))`
+	return judgeCheck(prom, `{name: errors, query: '`+errs+`', direction: increase, tolerance: 0.005}`, latencyMetric) +
+		"    samplesTimeout: 5m\n  analysis: {checks: [judge]}\n"
 }
 
 // thresholdJudge is what a user has without the judge: the canary
@@ -78,7 +87,9 @@ func thresholdJudge(t testing.TB, prom string) string {
 
 // benchStory is a release judged one way, its versions set by env.
 func benchStory(t testing.TB, judge string, soak time.Duration) *story {
-	files := appFiles(release(fmt.Sprintf(`    scaleDownDelay: 0s
+	// A 5 s drain: each good canary reuses the track the last one left,
+	// and Traefik applies a route change up to 2 s after it reports it.
+	files := appFiles(release(fmt.Sprintf(`    scaleDownDelay: 5s
     canary:
       steps:
       - setWeight: 10

@@ -106,7 +106,12 @@ func (s *story) waitStatus(release string, timeout time.Duration, cond func(v1al
 // Available: that is the install, not what the story measures).
 func (s *story) load(rate float64, profiles ...loadgen.Profile) func() []loadgen.Record {
 	waitOK(s.t, s.host)
-	g := loadgen.New(loadgen.Config{URL: cluster.Gateway.URL + "/", Host: s.host, Rate: rate, Profiles: profiles})
+	return s.loadOn(s.host, rate, profiles...)
+}
+
+// loadOn is load on another host the story's routes answer for, at once.
+func (s *story) loadOn(host string, rate float64, profiles ...loadgen.Profile) func() []loadgen.Record {
+	g := loadgen.New(loadgen.Config{URL: cluster.Gateway.URL + "/", Host: host, Rate: rate, Profiles: profiles})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); g.Run(ctx) }()
