@@ -178,6 +178,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
 		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
 	ag.runner.Secrets = mgr // checks' credentials, from their release's namespace
+	ag.runner.PrometheusAddress = opts.PrometheusAddress
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},
 		func() float64 { return float64(ag.renderer.Hits()) }))
 	return ag, nil

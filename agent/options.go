@@ -11,6 +11,9 @@ import (
 
 // Options are the agent's flags; each is also read from SLUICE_<FLAG>.
 type Options struct {
+	// PrometheusAddress is the Prometheus-compatible API of prometheus and
+	// compare checks that name no address of their own.
+	PrometheusAddress  string
 	Repo               string
 	Branch             string
 	Path               string
@@ -44,6 +47,7 @@ type Options struct {
 
 // BindFlags registers the options on fs with their defaults.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "", "Prometheus-compatible API for prometheus and compare checks that give no address (e.g. http://prometheus.monitoring:9090)")
 	fs.StringVar(&o.Repo, "repo", "", "Git repository: https://, ssh://, git@host:path, file:// or a local path (required)")
 	fs.StringVar(&o.Branch, "branch", "main", "branch holding the release specs")
 	fs.StringVar(&o.Path, "path", "releases", "directory in the repository to scan for release.yaml files")

@@ -304,7 +304,7 @@ func renderInputs(tree *gitsource.TreeFS, dir, file string) (string, []string) {
 			}
 			// Its check templates are inputs too.
 			for _, c := range p.Release.Spec.Checks {
-				if c.Template != "" {
+				if c.Template.Name != "" {
 					if d := render.TemplateDir(tree, "/", file); d != "" {
 						dirs = append(dirs, d)
 					}

@@ -36,22 +36,22 @@ func resolveTemplates(fsys filesys.FileSystem, root string, p *v1alpha1.Parsed) 
 	parsed := map[string]*v1alpha1.ParsedTemplate{}
 	for i := range p.Release.Spec.Checks {
 		c := &p.Release.Spec.Checks[i]
-		if c.Template == "" {
+		if c.Template.Name == "" {
 			continue
 		}
 		field := fmt.Sprintf("spec.checks[%d]", i)
 		if dir == "" {
 			if dir = TemplateDir(fsys, root, p.File); dir == "" {
-				errs = append(errs, p.Errorf(field+".template", "no %s/ directory beside the release or above it to hold template %s", v1alpha1.TemplatesDir, c.Template))
+				errs = append(errs, p.Errorf(field+".template", "no %s/ directory beside the release or above it to hold template %s", v1alpha1.TemplatesDir, c.Template.Name))
 				continue
 			}
 		}
-		pt, ok := parsed[c.Template]
+		pt, ok := parsed[c.Template.Name]
 		if !ok {
-			file := path.Join(dir, c.Template+".yaml")
+			file := path.Join(dir, c.Template.Name+".yaml")
 			data, err := fsys.ReadFile(path.Join(root, file))
 			if err != nil {
-				errs = append(errs, p.Errorf(field+".template", "template %s: %s", c.Template, strings.TrimPrefix(err.Error(), root)))
+				errs = append(errs, p.Errorf(field+".template", "template %s: %s", c.Template.Name, strings.TrimPrefix(err.Error(), root)))
 				continue
 			}
 			t, err := v1alpha1.ParseCheckTemplate(file, data)
@@ -59,9 +59,9 @@ func resolveTemplates(fsys filesys.FileSystem, root string, p *v1alpha1.Parsed) 
 				errs = append(errs, asList(err)...)
 				continue
 			}
-			pt, parsed[c.Template] = t, t
+			pt, parsed[c.Template.Name] = t, t
 		}
-		check, list := pt.Instantiate(p, field, c.Name, c.Args)
+		check, list := pt.Instantiate(p, field, c.Name, c.TemplateArgs())
 		if len(list) > 0 {
 			errs = append(errs, list...)
 			continue

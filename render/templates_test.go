@@ -53,12 +53,28 @@ func TestCheckTemplates(t *testing.T) {
 		!strings.Contains(c.Prometheus.Query, "{{.Canary.Service}}") || c.Interval == nil || c.Samples() != 299 {
 		t.Fatalf("instantiated check: %+v", c)
 	}
+	// The long form, args inside template, makes the same check.
+	files["releases/shop/app/release.yaml"] = strings.Replace(templatedRelease(""), "    template: success-rate\n    args: \n",
+		"    template: {name: success-rate, args: {prometheus: \"http://prom.monitoring:9090\", threshold: \"0.995\"}}\n", 1)
+	long, err := NewDiskFS(repo(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err = r.Load(t.Context(), long, long.Root(), "releases/shop/app/release.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Release.Spec.CheckByName("rate"); c == nil || c.Prometheus == nil || c.Prometheus.Address != "http://prom.monitoring:9090" || c.SuccessCondition != ">= 0.995" {
+		t.Fatalf("from template: {name, args}: %+v", c)
+	}
 
 	tests := []struct {
 		name  string
 		files map[string]string
 		want  string
 	}{
+		{"an argument given twice", map[string]string{"releases/shop/app/release.yaml": strings.Replace(templatedRelease(`{prometheus: "http://p:9090"}`), "template: success-rate", "template: {name: success-rate, args: {prometheus: \"http://q:9090\"}}", 1)},
+			`spec.checks[0].args.prometheus: given both in template.args and beside template`},
 		{"a required argument missing", map[string]string{"releases/shop/app/release.yaml": templatedRelease(`{threshold: "0.9"}`)},
 			`releases/shop/app/release.yaml:15: spec.checks[0].args: template success-rate needs argument "prometheus"`},
 		{"an argument the template does not have", map[string]string{"releases/shop/app/release.yaml": templatedRelease(`{prometheus: "http://p:9090", treshold: "0.9"}`)},

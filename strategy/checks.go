@@ -16,7 +16,7 @@ import (
 func (d *decision) activeChecks() ([]string, bool) {
 	st := d.st()
 	if post := d.postPromotion(); len(post) > 0 && st.Canary != nil && d.in.HeadDigest == st.Canary.Digest {
-		return post, true
+		return post, d.postWindow() == 0
 	}
 	if st.Canary == nil || st.Stable == nil || st.Phase == v1alpha1.PhasePromoting || st.Rollback {
 		return nil, false
@@ -132,9 +132,37 @@ func (d *decision) wakeForAnalysis() {
 func (d *decision) postPromotion() []string {
 	st := d.st()
 	if a := d.spec.Analysis; a != nil && st.Phase == v1alpha1.PhasePromoting && !st.Rollback {
-		return a.PostPromotion
+		return a.PostPromotion.Checks
 	}
 	return nil
+}
+
+// postWindow is how long the post-promotion checks watch, 0 when each
+// runs its count instead.
+func (d *decision) postWindow() time.Duration {
+	if a := d.spec.Analysis; a != nil && a.PostPromotion.Duration != nil {
+		return a.PostPromotion.Duration.Duration
+	}
+	return 0
+}
+
+// postDone says whether the post-promotion checks are over: their window
+// has passed, or each ran its count.
+func (d *decision) postDone(post []string) bool {
+	if w := d.postWindow(); w > 0 {
+		return !d.in.Now.Before(d.stepStart().Add(w))
+	}
+	return d.stepRun().done(post)
+}
+
+// wakePost wakes the release for the next post-promotion measurement, or
+// the end of their window.
+func (d *decision) wakePost(post []string) {
+	w := d.postWindow()
+	d.stepRun().wake(post, w == 0)
+	if end := d.stepStart().Add(w); w > 0 && end.After(d.in.Now) && (d.p.WakeAt.IsZero() || end.Before(d.p.WakeAt)) {
+		d.p.WakeAt = end
+	}
 }
 
 // endAnalysis forgets the background and pre-rollout analysis of a canary
@@ -334,6 +362,9 @@ func (r checkRun) record(names []string) []Measurement {
 			s.Inconclusive++
 		}
 		s.Last = m.Value
+		if m.Compare != nil {
+			s.Compare = m.Compare
+		}
 		got = append(got, m)
 	}
 	return got

@@ -23,9 +23,12 @@ type Secrets interface {
 // promAPI is a Prometheus API client for address with the check's
 // credentials, read from Secrets in namespace ns.
 func (r *Runner) promAPI(ctx context.Context, address string, auth *v1alpha1.HTTPAuth, ns string) (promv1.API, error) {
+	address, err := r.address(address)
+	if err != nil {
+		return nil, err
+	}
 	client := r.client()
 	if auth != nil {
-		var err error
 		if client, err = r.authClient(ctx, auth, ns); err != nil {
 			return nil, err
 		}

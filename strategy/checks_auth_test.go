@@ -184,3 +184,20 @@ func TestWebhookHeadersBodyAndMutualTLS(t *testing.T) {
 		t.Errorf("%d requests sent that should not have been", len(seen))
 	}
 }
+
+// TestDefaultPrometheusAddress: a check with no address uses the agent's
+// --prometheus-address (a real Prometheus); with none, it says so.
+func TestDefaultPrometheusAddress(t *testing.T) {
+	app := promtest.StartApp(t, "app", "app-canary")
+	prom := promtest.Start(t, app.Addr)
+	app.Serve("app-canary", 10)
+	cc := NewCheckContext(release(t, canarySteps, ""), &v1alpha1.ReleaseStatus{Canary: rev(canaryRev, "c")})
+	check := &v1alpha1.Check{Name: "rate", SuccessCondition: ">= 0",
+		Prometheus: &v1alpha1.PrometheusCheck{Query: `sum(http_requests_total{service="{{.Canary.Service}}"}) or vector(0)`}}
+	if m := (&Runner{PrometheusAddress: prom.URL}).Run(context.Background(), check, cc); m.Outcome != Pass {
+		t.Errorf("with the agent's address: %+v", m)
+	}
+	if m := (&Runner{}).Run(context.Background(), check, cc); m.Outcome != Inconclusive || !strings.Contains(m.Value, "--prometheus-address") {
+		t.Errorf("with no address anywhere: %+v", m)
+	}
+}

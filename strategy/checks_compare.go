@@ -55,23 +55,6 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	defer cancel()
 	end := time.Now()
 	rng := promv1.Range{Start: end.Add(-window), End: end, Step: step}
-	if !cc.Since.IsZero() {
-		// Samples of this version only: the Services keep their names
-		// from one canary to the next, and each sample's own range
-		// reaches back too.
-		var queries []string
-		for _, mt := range cmp.Metrics {
-			queries = append(queries, mt.Query)
-		}
-		if first := cc.Since.Add(lookback(queries...)); first.After(rng.Start) {
-			rng.Start = first
-		}
-		if !rng.Start.Before(end) {
-			m.Outcome = TooFew
-			m.Value = tooEarly(cc, end, queries...)
-			return m
-		}
-	}
 	tracks := []TrackContext{
 		{Release: cc.Release, Namespace: cc.Namespace, Track: TrackStable, Service: cc.Stable.Service, Workload: cc.Stable.Workload},
 		{Release: cc.Release, Namespace: cc.Namespace, Track: TrackCanary, Service: cc.Canary.Service, Workload: cc.Canary.Workload},
@@ -84,8 +67,18 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	var metrics []judge.Metric
 	for _, mt := range cmp.Metrics {
 		var samples [2][]float64
+		// Samples of this version only: the Services keep their names
+		// from one canary to the next, and each sample's own range
+		// reaches back too.
+		r := rng
+		if first := firstSample(cc, lookback(mt.Query)); first.After(r.Start) {
+			r.Start = first
+		}
 		for i, tc := range tracks {
-			v, why := series(ctx, api, mt, tc, rng)
+			if !r.Start.Before(end) {
+				break // no sample yet: NoData
+			}
+			v, why := series(ctx, api, mt, tc, r)
 			if why != "" {
 				m.Value = fmt.Sprintf("%s (%s): %s", mt.Name, tc.Track, why)
 				return m
@@ -110,6 +103,11 @@ func (r *Runner) compare(ctx context.Context, c *v1alpha1.Check, cc CheckContext
 	}
 	res := judge.Judge(cfg, metrics)
 	m.Value = res.String()
+	m.Compare = &v1alpha1.CompareResult{Score: res.Score, Verdict: string(res.Verdict), Against: tracks[0].Track}
+	for _, r := range res.Metrics {
+		m.Compare.Metrics = append(m.Compare.Metrics, v1alpha1.MetricResult{Name: r.Name, Verdict: string(r.Class), U: r.U, P: r.P,
+			CanaryMedian: r.Canary, BaselineMedian: r.Baseline, CanarySamples: int32(r.NCanary), BaselineSamples: int32(r.NBase)})
+	}
 	if cc.Baseline != nil {
 		m.Value += " (against the baseline track)"
 	}

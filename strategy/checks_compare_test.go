@@ -64,5 +64,15 @@ func TestCompareCheck(t *testing.T) {
 	if !strings.Contains(m.Value, "errors High") || !strings.HasPrefix(m.Value, "score 0 fail") {
 		t.Errorf("failing canary: %s", m.Value)
 	}
+	// The judgement is kept whole for the status, metric by metric.
+	if c := m.Compare; c == nil || c.Score != 0 || c.Verdict != "fail" || c.Against != "stable" || len(c.Metrics) != 1 ||
+		c.Metrics[0].Verdict != "High" || c.Metrics[0].P >= 0.05 || c.Metrics[0].CanaryMedian <= c.Metrics[0].BaselineMedian || c.Metrics[0].CanarySamples < 8 {
+		t.Errorf("structured judgement: %+v", m.Compare)
+	}
+	st := v1alpha1.ReleaseStatus{}
+	(checkRun{d: &decision{in: Input{Results: []Measurement{m}}}, states: &st.Checks}).record([]string{"compare"})
+	if len(st.Checks) != 1 || st.Checks[0].Compare != m.Compare {
+		t.Errorf("status check state: %+v", st.Checks)
+	}
 	t.Logf("canary failing 20%%: %s", m.Value)
 }

@@ -40,8 +40,12 @@ type CheckContext struct {
 	Stable Target `json:"stable"`
 	Canary Target `json:"canary"`
 	// Since is when the version measured began (status.canaryStartedAt;
-	// zero if unknown): a measurement rests on nothing older.
+	// zero if unknown): no sample is older.
 	Since time.Time `json:"-"`
+	// Released is when the track's previous version stopped serving
+	// (status.trackReleasedAt; zero if never): no query's range reaches
+	// back past it.
+	Released time.Time `json:"-"`
 	// Baseline is the baseline track while one runs
 	// (spec.analysis.baseline); compare checks judge the canary against it.
 	Baseline *Target `json:"baseline,omitempty"`
@@ -61,6 +65,9 @@ func NewCheckContext(r *v1alpha1.Release, st *v1alpha1.ReleaseStatus) CheckConte
 	if st.CanaryStartedAt != nil {
 		cc.Since = *st.CanaryStartedAt
 	}
+	if st.TrackReleasedAt != nil {
+		cc.Released = *st.TrackReleasedAt
+	}
 	if BaselineOn(&r.Spec, st) && r.Spec.Traffic != nil {
 		cc.Baseline = &Target{Service: v1alpha1.BaselineName(r.Spec.Traffic.Service), Workload: v1alpha1.BaselineName(r.Spec.Workload.Name)}
 	}
@@ -75,6 +82,20 @@ type Runner struct {
 	// Secrets reads the credentials of checks (prometheus.auth,
 	// compare.auth) from the release's namespace; nil refuses them.
 	Secrets Secrets
+	// PrometheusAddress serves the prometheus and compare checks that
+	// name no address (the agent's --prometheus-address).
+	PrometheusAddress string
+}
+
+// address is a check's Prometheus address, or the runner's default.
+func (r *Runner) address(a string) (string, error) {
+	switch {
+	case a != "":
+		return a, nil
+	case r.PrometheusAddress != "":
+		return r.PrometheusAddress, nil
+	}
+	return "", fmt.Errorf("no Prometheus address: set the check's address or the agent's --prometheus-address")
 }
 
 // Run measures one check once. It never returns an error: a provider that
@@ -189,14 +210,22 @@ func lookback(queries ...string) time.Duration {
 // one canary to the next, so a window reaching back would judge this
 // version on the last one's requests.
 func tooEarly(cc CheckContext, now time.Time, queries ...string) string {
-	if cc.Since.IsZero() {
-		return ""
-	}
 	lb := lookback(queries...)
-	if ready := cc.Since.Add(lb); now.Before(ready) {
-		return fmt.Sprintf("the query's %s window reaches back before %s began; first measurement in %s", lb, shortRev(cc.Revision), ready.Sub(now).Round(time.Second))
+	if ready := firstSample(cc, lb); now.Before(ready) {
+		return fmt.Sprintf("the query's %s window reaches back to the previous version's requests; first measurement of %s in %s", lb, shortRev(cc.Revision), ready.Sub(now).Round(time.Second))
 	}
 	return ""
+}
+
+// firstSample is the earliest time a query with ranges up to lb may be
+// evaluated for the version: not before it began, nor before its range
+// has passed since the track's previous version stopped serving.
+func firstSample(cc CheckContext, lb time.Duration) time.Time {
+	first := cc.Since
+	if !cc.Released.IsZero() && cc.Released.Add(lb).After(first) {
+		first = cc.Released.Add(lb)
+	}
+	return first
 }
 
 func shortRev(rev string) string {

@@ -187,6 +187,9 @@ func (d *decision) startCanary(why string) {
 	st.Canary = d.head()
 	st.Rollback = false
 	d.endAnalysis()
+	if st.DrainUntil != nil {
+		d.released()
+	}
 	st.DrainUntil, d.p.Drain = nil, false // the canary track is in use again
 	st.Step, st.Weight = 0, 0
 	st.Phase = v1alpha1.PhaseProgressing
@@ -319,7 +322,7 @@ func (d *decision) promote(why string) {
 	if d.keepingPrevious() {
 		if post := d.postPromotion(); len(post) > 0 {
 			st.Message += fmt.Sprintf("; the stable track keeps %s until the post-promotion analysis (%s) passes", short(st.Stable.Revision), strings.Join(post, ", "))
-			d.stepRun().wake(post, true)
+			d.wakePost(post)
 		} else {
 			st.Message += fmt.Sprintf("; the stable track keeps %s for %s (scaleDownDelay)", short(st.Stable.Revision), d.spec.Strategy.KeepPrevious())
 			d.p.WakeAt = st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious())
@@ -335,7 +338,7 @@ func (d *decision) promote(why string) {
 // requests to the stable track it has just left.
 func (d *decision) keepingPrevious() bool {
 	st := d.st()
-	if post := d.postPromotion(); len(post) > 0 && !d.stepRun().done(post) {
+	if post := d.postPromotion(); len(post) > 0 && !d.postDone(post) {
 		return true // the post-promotion checks have not all passed yet
 	}
 	return st.StepStartedAt != nil && d.in.Now.Before(st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()))
@@ -369,6 +372,15 @@ func (d *decision) draining() {
 		return
 	}
 	st.DrainUntil = nil
+	d.released()
+}
+
+// released records that the canary track's last version stopped serving
+// now (its drain ended): until each query's range has passed since, the
+// track's series hold that version's requests.
+func (d *decision) released() {
+	t := d.in.Now
+	d.st().TrackReleasedAt = &t
 }
 
 func (d *decision) finishPromotion() {
@@ -380,7 +392,7 @@ func (d *decision) finishPromotion() {
 			d.abort(v1alpha1.PhaseAborted, "post-promotion analysis: "+why+"; switched back to "+short(st.Stable.Revision), true)
 			return
 		}
-		d.stepRun().wake(post, true)
+		d.wakePost(post)
 	}
 	if d.keepingPrevious() {
 		if end := st.StepStartedAt.Add(d.spec.Strategy.KeepPrevious()); end.After(d.in.Now) && (d.p.WakeAt.IsZero() || end.Before(d.p.WakeAt)) {

@@ -75,6 +75,8 @@ type Measurement struct {
 	Outcome Outcome
 	// Value is the measured value or the reason, for status and trailers.
 	Value string
+	// Compare is a compare check's judgement, metric by metric.
+	Compare *v1alpha1.CompareResult
 }
 
 // Input is everything a decision depends on. Next reads nothing else.

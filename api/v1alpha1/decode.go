@@ -192,6 +192,11 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		d.decode(n, path, p.Elem())
 		v.Set(p)
 	case reflect.Struct:
+		if sh, ok := v.Addr().Interface().(shorthand); ok && n.Kind != yaml.MappingNode && n.ShortTag() != "!!null" {
+			// The short form: the node stands for one field.
+			d.decode(n, path, v.FieldByName(sh.shorthandField()))
+			return
+		}
 		d.decodeStruct(n, path, v)
 	case reflect.Slice:
 		if n.ShortTag() == "!!null" {
@@ -257,6 +262,11 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		d.fail(n, path, "cannot decode into %s", t)
 	}
 }
+
+// shorthand is a struct a YAML scalar or list may stand for: the node
+// fills the field named (postPromotion: [checks] for {checks: [...]},
+// template: name for {name: ...}).
+type shorthand interface{ shorthandField() string }
 
 func join(path, field string) string {
 	if path == "" {

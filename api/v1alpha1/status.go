@@ -38,6 +38,11 @@ type ReleaseStatus struct {
 	// of it may rest on data from before (a previous version's requests
 	// under the same Service names).
 	CanaryStartedAt *time.Time `json:"canaryStartedAt,omitempty"`
+	// TrackReleasedAt is when the canary track's last version stopped
+	// serving (its drain ended). The track's Services keep their names, so
+	// a query's range reaching back past it would count that version's
+	// requests: no measurement does.
+	TrackReleasedAt *time.Time `json:"trackReleasedAt,omitempty"`
 	// AnalysisStartedAt and Analysis are the background analysis of the
 	// canary in flight (spec.analysis): when it began and its checks'
 	// counters, over the whole canary rather than a step.
@@ -88,6 +93,32 @@ type CheckState struct {
 	// interval, and their total time is bounded by samplesTimeout.
 	TooFew int32  `json:"tooFew,omitempty"`
 	Last   string `json:"last,omitempty"`
+	// Compare is a compare check's last judgement, metric by metric.
+	Compare *CompareResult `json:"compare,omitempty"`
+}
+
+// CompareResult is one judgement of a compare check: the score, the
+// verdict, the track the canary was judged against, and each metric's.
+type CompareResult struct {
+	Score   float64 `json:"score"`
+	Verdict string  `json:"verdict"`
+	// Against is stable or baseline.
+	Against string         `json:"against"`
+	Metrics []MetricResult `json:"metrics,omitempty"`
+}
+
+// MetricResult is one metric's Mann-Whitney U test: its statistic and
+// p-value, both medians and sample sizes, and its class (Pass, High, Low,
+// NoData).
+type MetricResult struct {
+	Name            string  `json:"name"`
+	Verdict         string  `json:"verdict"`
+	U               float64 `json:"u"`
+	P               float64 `json:"p"`
+	CanaryMedian    float64 `json:"canaryMedian"`
+	BaselineMedian  float64 `json:"baselineMedian"`
+	CanarySamples   int32   `json:"canarySamples"`
+	BaselineSamples int32   `json:"baselineSamples"`
 }
 
 // SpecError is an invalid spec or render, located in a file.

@@ -83,7 +83,7 @@ func ParseCheckTemplate(file string, data []byte) (*ParsedTemplate, error) {
 	if want := strings.TrimSuffix(path.Base(file), ".yaml"); t.Metadata.Name != want {
 		errs = append(errs, at("metadata.name", "must be %q, the file's name, got %q", want, t.Metadata.Name))
 	}
-	if t.Spec.Check.Template != "" || len(t.Spec.Check.Args) > 0 || t.Spec.Check.Name != "" {
+	if t.Spec.Check.Template.Name != "" || len(t.Spec.Check.Args) > 0 || t.Spec.Check.Name != "" {
 		errs = append(errs, at("spec.check", "a template's check has no name, template or args of its own (the release gives the name)"))
 	}
 	declared := map[string]int{}

@@ -1,6 +1,9 @@
 package v1alpha1
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // APIVersion and the kinds of sluice's files.
 const (
@@ -259,7 +262,7 @@ type Check struct {
 	// Template names a check defined once in the repository
 	// (checks/<template>.yaml, see CheckTemplate); Args fill its
 	// $(args.<name>) references. A check from a template sets nothing else.
-	Template   string            `json:"template,omitempty"`
+	Template   TemplateRef       `json:"template,omitzero"`
 	Args       map[string]string `json:"args,omitempty"`
 	Prometheus *PrometheusCheck  `json:"prometheus,omitempty"`
 	Webhook    *WebhookCheck     `json:"webhook,omitempty"`
@@ -407,11 +410,11 @@ type Abort struct {
 // a rollout ends, promoted or not; their answers are reported (log, Event),
 // never acted on.
 type Analysis struct {
-	Checks        []string `json:"checks,omitempty"`
-	StartingStep  int32    `json:"startingStep,omitempty"`
-	PostPromotion []string `json:"postPromotion,omitempty"`
-	PreRollout    []string `json:"preRollout,omitempty"`
-	PostRollout   []string `json:"postRollout,omitempty"`
+	Checks        []string      `json:"checks,omitempty"`
+	StartingStep  int32         `json:"startingStep,omitempty"`
+	PostPromotion PostPromotion `json:"postPromotion,omitzero"`
+	PreRollout    []string      `json:"preRollout,omitempty"`
+	PostRollout   []string      `json:"postRollout,omitempty"`
 	// Baseline runs a baseline track beside a canary (Kayenta's
 	// recommended setup): <workload>-baseline, the stable version at the
 	// canary's size behind <service>-baseline, given the canary's share of
@@ -419,6 +422,69 @@ type Analysis struct {
 	// then judge the canary against it, like with like, instead of the
 	// long-warm stable track.
 	Baseline bool `json:"baseline,omitempty"`
+}
+
+// PostPromotion is the post-promotion analysis: its checks, and how long
+// they watch. Without a duration each check runs its count times at its
+// interval; with one, each runs at its interval for that long (count does
+// not apply) and none may fail. `postPromotion: [a, b]` is short for
+// `postPromotion: {checks: [a, b]}`.
+type PostPromotion struct {
+	Checks   []string  `json:"checks,omitempty"`
+	Duration *Duration `json:"duration,omitempty"`
+}
+
+func (*PostPromotion) shorthandField() string { return "Checks" }
+
+// UnmarshalJSON takes the short form too.
+func (p *PostPromotion) UnmarshalJSON(b []byte) error {
+	var list []string
+	if json.Unmarshal(b, &list) == nil {
+		*p = PostPromotion{Checks: list}
+		return nil
+	}
+	type plain PostPromotion
+	return json.Unmarshal(b, (*plain)(p))
+}
+
+// TemplateRef names a check template and, optionally, its arguments:
+// `template: {name: success-rate, args: {threshold: "0.99"}}`, or
+// `template: success-rate` with the check's own `args`.
+type TemplateRef struct {
+	Name string            `json:"name"`
+	Args map[string]string `json:"args,omitempty"`
+}
+
+func (*TemplateRef) shorthandField() string { return "Name" }
+
+// UnmarshalJSON takes the short form too.
+func (t *TemplateRef) UnmarshalJSON(b []byte) error {
+	var name string
+	if json.Unmarshal(b, &name) == nil {
+		*t = TemplateRef{Name: name}
+		return nil
+	}
+	type plain TemplateRef
+	return json.Unmarshal(b, (*plain)(t))
+}
+
+// TemplateArgs are the arguments of a check from a template, given beside
+// template or inside it.
+func (c *Check) TemplateArgs() map[string]string {
+	if len(c.Template.Args) == 0 {
+		return c.Args
+	}
+	if len(c.Args) == 0 {
+		return c.Template.Args
+	}
+	all := map[string]string{}
+	for k, v := range c.Args {
+		all[k] = v
+	}
+	for k, v := range c.Template.Args {
+		all[k] = v
+	}
+	return all
 }
 
 // CompareCheck judges the canary against the stable track, Kayenta's way:

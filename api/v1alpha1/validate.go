@@ -389,11 +389,14 @@ func (v *validator) analysis() {
 	if a.Baseline && (st.Canary == nil || st.Manual()) {
 		v.errorf("spec.analysis.baseline", "a baseline track takes the canary's weight: canary with steps only")
 	}
-	if len(a.Checks)+len(a.PostPromotion)+len(a.PreRollout)+len(a.PostRollout) == 0 && !a.Baseline {
+	if len(a.Checks)+len(a.PostPromotion.Checks)+len(a.PreRollout)+len(a.PostRollout) == 0 && !a.Baseline {
 		v.errorf("spec.analysis", "names no check: set checks (background), preRollout, postPromotion or postRollout")
 	}
 	v.checkRefs("spec.analysis.checks", a.Checks)
-	v.checkRefs("spec.analysis.postPromotion", a.PostPromotion)
+	v.checkRefs("spec.analysis.postPromotion.checks", a.PostPromotion.Checks)
+	if d := a.PostPromotion.Duration; d != nil && len(a.PostPromotion.Checks) == 0 {
+		v.errorf("spec.analysis.postPromotion.duration", "names no check to run for %s: set postPromotion.checks", d)
+	}
 	v.checkRefs("spec.analysis.preRollout", a.PreRollout)
 	v.checkRefs("spec.analysis.postRollout", a.PostRollout)
 	if n := int32(len(st.Steps())); a.StartingStep < 0 || (n > 0 && a.StartingStep >= n) {
@@ -406,6 +409,14 @@ func (v *validator) checkRefs(field string, names []string) {
 		if v.p.Release.Spec.CheckByName(n) == nil {
 			v.errorf(fmt.Sprintf("%s[%d]", field, i), "check %q is not defined in spec.checks", n)
 		}
+	}
+}
+
+// optionalURL is url for an address the agent may default (a Prometheus
+// address: --prometheus-address).
+func (v *validator) optionalURL(field, raw string) {
+	if raw != "" {
+		v.url(field, raw)
 	}
 }
 

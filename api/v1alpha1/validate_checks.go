@@ -23,7 +23,7 @@ func (v *validator) checks() {
 			}
 			seen[c.Name] = i
 		}
-		if c.Template != "" {
+		if c.Template.Name != "" {
 			v.templated(p, c)
 			continue
 		}
@@ -49,7 +49,7 @@ func (v *validator) check(p string, c *Check) {
 		case c.Compare != nil:
 			v.compare(p+".compare", c.Compare)
 		case c.Prometheus != nil:
-			v.url(p+".prometheus.address", c.Prometheus.Address)
+			v.optionalURL(p+".prometheus.address", c.Prometheus.Address)
 			if v.required(p+".prometheus.query", c.Prometheus.Query) {
 				if _, err := template.New("q").Option("missingkey=error").Parse(c.Prometheus.Query); err != nil {
 					v.errorf(p+".prometheus.query", "invalid template: %v", err)
@@ -96,7 +96,7 @@ func (v *validator) check(p string, c *Check) {
 }
 
 func (v *validator) compare(p string, c *CompareCheck) {
-	v.url(p+".address", c.Address)
+	v.optionalURL(p+".address", c.Address)
 	v.auth(p+".auth", c.Auth)
 	if len(c.Metrics) == 0 {
 		v.errorf(p+".metrics", "names no metric")
@@ -221,12 +221,17 @@ func (v *validator) headers(p string, hs map[string]string) {
 // templated validates a check from a template: the template's name, and
 // nothing of the check set beside it (the template holds it all).
 func (v *validator) templated(p string, c *Check) {
-	v.dnsName(p+".template", c.Template, false)
+	v.dnsName(p+".template.name", c.Template.Name, false)
 	bare := Check{Name: c.Name, Template: c.Template, Args: c.Args}
 	if !reflect.DeepEqual(*c, bare) {
-		v.errorf(p, "a check from template %s sets only name, template and args; the template holds the rest", c.Template)
+		v.errorf(p, "a check from template %s sets only name, template and args; the template holds the rest", c.Template.Name)
 	}
-	for k := range c.Args {
+	for k := range c.Template.Args {
+		if _, twice := c.Args[k]; twice {
+			v.errorf(p+".args."+k, "given both in template.args and beside template")
+		}
+	}
+	for k := range c.TemplateArgs() {
 		if !argName.MatchString(k) {
 			v.errorf(p+".args", "%q: an argument's name is letters, digits, - and _", k)
 		}

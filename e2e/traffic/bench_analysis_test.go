@@ -55,9 +55,9 @@ var latencyMetric = `{name: latency, query: '` + meanLatency + `', direction: in
 // compareJudge is the bench's compare check: errors and mean latency per
 // track, canary against stable, in the background analysis.
 func compareJudge(prom string) string {
-	// Errors are rare events: a minute of requests per sample, or most
-	// samples of a 2% error rate at 5 requests/s hold none.
-	errs := `(sum(rate(traefik_service_requests_total{` + series + `,code=~"5.."}[1m])) or vector(0)) / sum(rate(traefik_service_requests_total{` + series + `}[1m]))`
+	// Errors are rare events: 30 s of requests per sample (150 at 5/s),
+	// or most samples of a 2% error rate hold none.
+	errs := `(sum(rate(traefik_service_requests_total{` + series + `,code=~"5.."}[30s])) or vector(0)) / sum(rate(traefik_service_requests_total{` + series + `}[30s]))`
 	return judgeCheck(prom, `{name: errors, query: '`+errs+`', direction: increase, tolerance: 0.005}`, latencyMetric) +
 		"    samplesTimeout: 5m\n  analysis: {checks: [judge]}\n"
 }

@@ -144,6 +144,11 @@ func Judge(cfg Config, metrics []Metric) Result {
 	default:
 		res.Verdict = VerdictFail
 	}
+	if judged < len(metrics) && res.Verdict != VerdictFail {
+		// Enough data or no verdict: a pass needs every metric judged; a
+		// failure may already be certain on some.
+		res.Verdict = VerdictInconclusive
+	}
 	return res
 }
 

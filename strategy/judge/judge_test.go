@@ -37,6 +37,14 @@ func TestJudge(t *testing.T) {
 			{Name: "latency", Baseline: fast, Canary: slower, Direction: Increase, Tolerance: 0.02},
 		}, VerdictFail, []Class{Pass, High}},
 		{"too few samples", []Metric{{Name: "errors", Baseline: base[:2], Canary: errorsUp[:2], Direction: Increase}}, VerdictInconclusive, []Class{NoData}},
+		{"one passes, one has no data yet: no pass", []Metric{
+			{Name: "errors", Baseline: base[:2], Canary: same[:2], Direction: Increase, Tolerance: 0.005},
+			{Name: "latency", Baseline: fast, Canary: fast, Direction: Increase, Tolerance: 0.02},
+		}, VerdictInconclusive, []Class{NoData, Pass}},
+		{"one fails, one has no data yet: a failure", []Metric{
+			{Name: "errors", Baseline: base[:2], Canary: same[:2], Direction: Increase, Tolerance: 0.005},
+			{Name: "latency", Baseline: fast, Canary: slower, Direction: Increase, Tolerance: 0.02},
+		}, VerdictFail, []Class{NoData, High}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
