@@ -65,6 +65,9 @@ func TestBackgroundAnalysis(t *testing.T) {
 	if p.Status.Phase != v1alpha1.PhaseAborted || !strings.Contains(p.Status.Message, "background analysis: check bg failed 2 times") || p.Status.Analysis != nil {
 		t.Fatalf("second failure: %s %q %+v", p.Status.Phase, p.Status.Message, p.Status.Analysis)
 	}
+	if tr := ChecksTrailer(p.Checks); tr != "bg=500 fail" {
+		t.Errorf("the abort's Sluice-Checks trailer: %q, want the analysis's check", tr)
+	}
 
 	// A promotion ends it.
 	st := inflight(3, 50, v1alpha1.PhasePaused, 0)

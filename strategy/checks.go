@@ -113,7 +113,10 @@ func (d *decision) background() bool {
 		st.AnalysisStartedAt = &t
 	}
 	if failed, why := a.fold(d.spec.Analysis.Checks); failed {
+		// The trailer says why: the analysis's checks beside the step's.
+		states := append(append([]v1alpha1.CheckState(nil), st.Checks...), st.Analysis...)
 		d.abort(v1alpha1.PhaseAborted, "background analysis: "+why, true)
+		d.p.Checks = states
 		return false
 	}
 	return true
