@@ -11,9 +11,9 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-// analysisRelease is a canary with the given steps (no scale-down delay),
-// a webhook check "health" on url with the given settings, and analysis.
-func analysisRelease(url, steps, settings, analysis string) string {
+// canaryWith is the fixture's canary release (no scale-down delay) with
+// the given steps and the rest of its spec.
+func canaryWith(steps, rest string) string {
 	return `apiVersion: sluice.dev/v1alpha1
 kind: Release
 metadata: {name: canary, namespace: NAMESPACE}
@@ -24,10 +24,16 @@ spec:
     scaleDownDelay: 0s
     canary:
       steps:
-` + steps + `  checks:
+` + steps + rest
+}
+
+// analysisRelease is a canary with the given steps (no scale-down delay),
+// a webhook check "health" on url with the given settings, and analysis.
+func analysisRelease(url, steps, settings, analysis string) string {
+	return canaryWith(steps, `  checks:
   - name: health
-    webhook: {url: "` + url + `"}
-` + settings + `  analysis: ` + analysis + "\n"
+    webhook: {url: "`+url+`"}
+`+settings+`  analysis: `+analysis+"\n")
 }
 
 // TestBackgroundAnalysisAbortsAtAGate: a canary waits at a gate for a

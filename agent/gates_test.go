@@ -46,36 +46,23 @@ func TestWebhooksAroundARollout(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = `apiVersion: sluice.dev/v1alpha1
-kind: Release
-metadata: {name: canary, namespace: NAMESPACE}
-spec:
-  workload: {kind: Deployment, name: canary}
-  traffic: {route: canary, service: canary}
-  strategy:
-    scaleDownDelay: 0s
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {gate: ship}
-      - setWeight: 100
-  checks:
+	files["releases/demo/canary/release.yaml"] = canaryWith("      - setWeight: 20\n      - pause: {gate: ship}\n      - setWeight: 100\n", `  checks:
   - name: smoke
-    webhook: {url: "` + hook.URL + `/smoke"}
+    webhook: {url: "`+hook.URL+`/smoke"}
     interval: 1s
     count: 2
   - name: cab
-    webhook: {url: "` + hook.URL + `/cab"}
+    webhook: {url: "`+hook.URL+`/cab"}
     interval: 1s
   - name: done
     webhook:
-      url: "` + hook.URL + `/done"
+      url: "`+hook.URL+`/done"
       headers: {X-Team: shop}
       body: '{"release": {{json .Release}}, "revision": {{json .Revision}}, "outcome": {{json .Phase}}}'
   gates:
     confirm: [{gate: ship, check: cab}]
   analysis: {preRollout: [smoke], postRollout: [done]}
-`
+`)
 	e := newEnv(t, files, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

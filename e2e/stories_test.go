@@ -217,9 +217,11 @@ func TestFailedCheckAndRevert(t *testing.T) {
 	gitserver.Git(t, w.repo.Work, "pull", "-q", "origin", "main")
 	w.commit("canary", "a good version", map[string]string{
 		"deployment.yaml": bumpImage(w.file("canary", "deployment.yaml"), "6.7.3"),
-		// Failures tolerated: the rate window still holds the bad version's
-		// errors; what matters is that measurements are due.
-		"release.yaml": strings.NewReplacer("count: 3", "count: 60", "failureLimit: 1", "failureLimit: 100").Replace(w.file("canary", "release.yaml")),
+		// What matters is that measurements are being made. The query's
+		// window shortened to 2 s: no measurement reaches back past the
+		// bad version's drain, so a [1m] window would query nothing for
+		// a minute (docs/analysis.md); failures are tolerated all the same.
+		"release.yaml": strings.NewReplacer("count: 3", "count: 60", "failureLimit: 1", "failureLimit: 100", "[1m]", "[2s]").Replace(w.file("canary", "release.yaml")),
 	})
 	w.waitStatus("canary", 60*time.Second, "the new canary at its check step", func(s v1alpha1.ReleaseStatus) bool {
 		return s.Canary != nil && s.Step == 2
