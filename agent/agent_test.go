@@ -36,7 +36,8 @@ func TestMain(m *testing.M) { testcluster.Main(m, &cluster) }
 const password = "agent-test-password"
 
 // fixture seeds a repository from examples/ with the demo namespace
-// renamed to ns, and keeps only the named releases.
+// renamed to ns (in the files and their paths: releases/<ns>/<name>/),
+// and keeps only the named releases.
 func fixture(t *testing.T, ns string, keep ...string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
@@ -49,7 +50,10 @@ func fixture(t *testing.T, ns string, keep ...string) map[string]string {
 		for _, k := range keep {
 			if k == name {
 				b, _ := os.ReadFile(p)
-				files[filepath.ToSlash(rel)] = strings.ReplaceAll(string(b), "namespace: demo", "namespace: "+ns)
+				// releases/<namespace>/<name>/: the release's directory
+				// names its namespace.
+				key := strings.Replace(filepath.ToSlash(rel), "releases/demo/", "releases/"+ns+"/", 1)
+				files[key] = strings.ReplaceAll(string(b), "namespace: demo", "namespace: "+ns)
 			}
 		}
 		return nil
@@ -75,10 +79,12 @@ func newEnv(t *testing.T, files map[string]string, mod func(*Options)) *env {
 	t.Helper()
 	ns := cluster.Namespace(t)
 	root := t.TempDir()
+	named := map[string]string{}
 	for k, v := range files {
 		files[k] = strings.ReplaceAll(v, "NAMESPACE", ns)
+		named[strings.ReplaceAll(k, "NAMESPACE", ns)] = files[k]
 	}
-	repo := gitserver.NewRepo(t, root, "deploy", files)
+	repo := gitserver.NewRepo(t, root, "deploy", named)
 	srv := gitserver.StartHTTP(t, root, "sluice", password)
 	pw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pw, []byte(password), 0o600)
@@ -217,12 +223,12 @@ spec:
 // is promoted; the spec branch gets no agent commit.
 func TestCanaryHappyPath(t *testing.T) {
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
+	files["releases/NAMESPACE/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
 
-	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	st := e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	installed := e.repo.Head(t, "main")
 	if st.Stable == nil || st.Stable.Revision != installed || len(st.Inventory) != 4 {
 		t.Fatalf("after install: %+v", st)
@@ -241,11 +247,11 @@ func TestCanaryHappyPath(t *testing.T) {
 	}
 
 	// A new image.
-	dep := files["releases/demo/canary/deployment.yaml"]
-	bump := e.repo.Commit(t, "bump image", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "bump image", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
 	seen := map[int64]bool{}
-	st = e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+	st = e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool {
 		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, "qa")
 	}, func(s v1alpha1.ReleaseStatus) {
 		if s.Canary != nil {
@@ -264,9 +270,9 @@ func TestCanaryHappyPath(t *testing.T) {
 
 	// Approve the gate by commit, for this canary revision.
 	approved := fmt.Sprintf(canaryRelease, "  gates:\n    approved:\n    - {gate: qa, revision: "+bump[:7]+"}\n")
-	e.repo.Commit(t, "approve qa", map[string]string{"releases/demo/canary/release.yaml": strings.ReplaceAll(approved, "NAMESPACE", e.ns)})
+	e.repo.Commit(t, "approve qa", map[string]string{"releases/" + e.ns + "/canary/release.yaml": strings.ReplaceAll(approved, "NAMESPACE", e.ns)})
 	e.repo.Push(t)
-	st = e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	st = e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	if st.Stable.Digest == "" || st.Canary != nil {
 		t.Fatalf("after promotion: %+v", st)
 	}
@@ -328,10 +334,10 @@ func TestIdleAndWatchWake(t *testing.T) {
 		}
 	}
 	waitFor("both releases Succeeded", 90*time.Second, func() bool {
-		return e.status("demo/rolling").Phase == v1alpha1.PhaseSucceeded && e.status("demo/recreate").Phase == v1alpha1.PhaseSucceeded
+		return e.status(e.ns+"/rolling").Phase == v1alpha1.PhaseSucceeded && e.status(e.ns+"/recreate").Phase == v1alpha1.PhaseSucceeded
 	})
 	time.Sleep(2 * time.Second) // the last transitions' follow-up passes
-	rolling, recreate := "releases/demo/rolling/release.yaml", "releases/demo/recreate/release.yaml"
+	rolling, recreate := "releases/"+e.ns+"/rolling/release.yaml", "releases/"+e.ns+"/recreate/release.yaml"
 	count := func(file string) int {
 		e.agent.mu.Lock()
 		defer e.agent.mu.Unlock()
@@ -358,10 +364,10 @@ func TestIdleAndWatchWake(t *testing.T) {
 		return err == nil && d.GetUID() != old.GetUID()
 	})
 	if count(rolling) == before {
-		t.Errorf("demo/rolling was not looked at after its Deployment's deletion")
+		t.Errorf("%s/rolling was not looked at after its Deployment's deletion", e.ns)
 	}
 	if n := count(recreate) - beforeOther; n != 0 {
-		t.Errorf("demo/recreate was looked at %d times after another release's Deployment was deleted, want 0", n)
+		t.Errorf("%s/recreate was looked at %d times after another release's Deployment was deleted, want 0", e.ns, n)
 	}
 
 	// A push webhook makes the agent poll at once: the new image is out
@@ -371,8 +377,8 @@ func TestIdleAndWatchWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	go e.agent.Serve(ctx, l)
-	dep := fixture(t, e.ns, "rolling")["releases/demo/rolling/deployment.yaml"]
-	e.repo.Commit(t, "rolling 6.7.9", map[string]string{"releases/demo/rolling/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.9", 1)})
+	dep := fixture(t, e.ns, "rolling")["releases/"+e.ns+"/rolling/deployment.yaml"]
+	e.repo.Commit(t, "rolling 6.7.9", map[string]string{"releases/" + e.ns + "/rolling/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.9", 1)})
 	e.repo.Push(t)
 	resp, err := http.Post("http://"+l.Addr().String()+"/hook", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
 	if err != nil {

@@ -51,17 +51,17 @@ func TestBackgroundAnalysisAbortsAtAGate(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = analysisRelease(hook.URL, "      - setWeight: 20\n      - pause: {gate: qa}\n      - setWeight: 100\n",
+	files["releases/NAMESPACE/canary/release.yaml"] = analysisRelease(hook.URL, "      - setWeight: 20\n      - pause: {gate: qa}\n      - setWeight: 100\n",
 		"    interval: 1s\n", "{checks: [health], startingStep: 1}")
 	e := newEnv(t, files, nil)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	if calls.Load() != 0 {
 		t.Fatalf("the analysis ran without a canary: %d calls", calls.Load())
 	}
-	dep := files["releases/demo/canary/deployment.yaml"]
-	e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
-	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+	e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool {
 		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, `gate "qa"`)
 	}, nil)
 	// Waiting at the gate, the analysis is measured every second.
@@ -70,15 +70,15 @@ func TestBackgroundAnalysisAbortsAtAGate(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d analysis measurements at the gate in 20s, want 3 (one a second)", calls.Load())
 		}
-		e.passUntil("demo/canary", 5*time.Second, func(v1alpha1.ReleaseStatus) bool { return true }, nil)
+		e.passUntil(e.ns+"/canary", 5*time.Second, func(v1alpha1.ReleaseStatus) bool { return true }, nil)
 		time.Sleep(300 * time.Millisecond)
 	}
-	if st := e.status("demo/canary"); st.Phase != v1alpha1.PhasePaused || st.Step != 1 {
+	if st := e.status(e.ns + "/canary"); st.Phase != v1alpha1.PhasePaused || st.Step != 1 {
 		t.Fatalf("passing analysis moved the canary: %+v", st)
 	}
 	failing.Store(true)
 	failedAt := time.Now()
-	st := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
+	st := e.passUntil(e.ns+"/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
 	if !strings.Contains(st.Message, "background analysis: check health failed 1 times") {
 		t.Errorf("abort message: %q", st.Message)
 	}
@@ -98,15 +98,15 @@ func TestPostPromotionAnalysisSwitchesBack(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = analysisRelease(hook.URL, "      - setWeight: 50\n      - setWeight: 100\n",
+	files["releases/NAMESPACE/canary/release.yaml"] = analysisRelease(hook.URL, "      - setWeight: 50\n      - setWeight: 100\n",
 		"    interval: 1s\n    count: 3\n", "{postPromotion: [health]}")
 	e := newEnv(t, files, nil)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
-	dep := files["releases/demo/canary/deployment.yaml"]
-	e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
 	sawSwitch := false
-	st := e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, func(s v1alpha1.ReleaseStatus) {
+	st := e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, func(s v1alpha1.ReleaseStatus) {
 		if s.Phase == v1alpha1.PhasePromoting {
 			w := e.weights("canary", "canary")
 			sawSwitch = sawSwitch || w["canary-canary"] == 100

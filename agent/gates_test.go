@@ -46,7 +46,7 @@ func TestWebhooksAroundARollout(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = canaryWith("      - setWeight: 20\n      - pause: {gate: ship}\n      - setWeight: 100\n", `  checks:
+	files["releases/NAMESPACE/canary/release.yaml"] = canaryWith("      - setWeight: 20\n      - pause: {gate: ship}\n      - setWeight: 100\n", `  checks:
   - name: smoke
     webhook: {url: "`+hook.URL+`/smoke"}
     interval: 1s
@@ -67,16 +67,16 @@ func TestWebhooksAroundARollout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go e.agent.notify.run(ctx)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	if smoke.Load()+cab.Load() != 0 || len(post) != 0 {
 		t.Fatalf("webhooks called at the first install: smoke %d cab %d post %d", smoke.Load(), cab.Load(), len(post))
 	}
-	dep := files["releases/demo/canary/deployment.yaml"]
-	e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
 	trafficBeforeSmoke := false
 	var confirmedAt int64
-	e.passUntil("demo/canary", 120*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+	e.passUntil(e.ns+"/canary", 120*time.Second, func(s v1alpha1.ReleaseStatus) bool {
 		return s.Phase == v1alpha1.PhaseSucceeded && s.Stable != nil && s.Stable.Revision != "" && s.Canary == nil && smoke.Load() > 0
 	}, func(s v1alpha1.ReleaseStatus) {
 		if s.Canary != nil && !s.PreRolloutPassed && s.Step == 0 && e.weights("canary", "canary")["canary-canary"] != 0 {

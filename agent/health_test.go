@@ -128,9 +128,9 @@ func TestForbiddenClusterListDoesNotStopThePolling(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.agent.Run(ctx) }()
 	deadline := time.Now().Add(90 * time.Second)
-	for e.status("demo/rolling").Phase != v1alpha1.PhaseSucceeded {
+	for e.status(e.ns+"/rolling").Phase != v1alpha1.PhaseSucceeded {
 		if time.Now().After(deadline) {
-			t.Fatalf("release not reconciled with the watch's list forbidden: %+v (git polls %v)", e.status("demo/rolling"), counterValue(t, e.agent, "sluice_git_polls_total"))
+			t.Fatalf("release not reconciled with the watch's list forbidden: %+v (git polls %v)", e.status(e.ns+"/rolling"), counterValue(t, e.agent, "sluice_git_polls_total"))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

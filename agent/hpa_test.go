@@ -34,14 +34,14 @@ spec:
 // HPA for the canary's life, and removes it at promotion.
 func TestAutoscaledWorkload(t *testing.T) {
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
-	files["releases/demo/canary/hpa.yaml"] = hpa
-	k := files["releases/demo/canary/kustomization.yaml"]
-	files["releases/demo/canary/kustomization.yaml"] = strings.Replace(k, "- route.yaml", "- route.yaml\n- hpa.yaml", 1)
+	files["releases/NAMESPACE/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
+	files["releases/NAMESPACE/canary/hpa.yaml"] = hpa
+	k := files["releases/NAMESPACE/canary/kustomization.yaml"]
+	files["releases/NAMESPACE/canary/kustomization.yaml"] = strings.Replace(k, "- route.yaml", "- route.yaml\n- hpa.yaml", 1)
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	replicas := func(name string) int32 {
 		d, err := cs.AppsV1().Deployments(e.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || d.Spec.Replicas == nil {
@@ -75,10 +75,10 @@ func TestAutoscaledWorkload(t *testing.T) {
 		t.Fatalf("sluice set replicas back to %d: it fights the HPA", n)
 	}
 
-	dep := files["releases/demo/canary/deployment.yaml"]
-	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
 	h, err := cs.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("no HPA for the canary track: %v", err)
@@ -89,9 +89,9 @@ func TestAutoscaledWorkload(t *testing.T) {
 	waitFor("the canary track at the live size", func() bool { return replicas("canary-canary") == 4 })
 
 	approved := fmt.Sprintf(canaryRelease, "  gates:\n    approved:\n    - {gate: qa, revision: "+bump[:7]+"}\n")
-	e.repo.Commit(t, "approve", map[string]string{"releases/demo/canary/release.yaml": strings.ReplaceAll(approved, "NAMESPACE", e.ns)})
+	e.repo.Commit(t, "approve", map[string]string{"releases/" + e.ns + "/canary/release.yaml": strings.ReplaceAll(approved, "NAMESPACE", e.ns)})
 	e.repo.Push(t)
-	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	e.passUntilGone("the canary HPA", func() error {
 		_, err := cs.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{})
 		return err

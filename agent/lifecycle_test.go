@@ -77,13 +77,13 @@ func TestRevertAfterPromotion(t *testing.T) {
 func revertAfterPromotion(t *testing.T, delay string, inside bool) {
 	hook, calls := counter(t)
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = strings.Replace(fmt.Sprintf(checkedRelease, hook.URL, ""),
+	files["releases/NAMESPACE/canary/release.yaml"] = strings.Replace(fmt.Sprintf(checkedRelease, hook.URL, ""),
 		"  strategy:\n", "  strategy:\n    scaleDownDelay: "+delay+"\n", 1)
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
 	succeeded := func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }
-	installed := e.passUntil("demo/canary", 60*time.Second, succeeded, nil)
+	installed := e.passUntil(e.ns+"/canary", 60*time.Second, succeeded, nil)
 	generation := func() int64 {
 		d, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
 		if err != nil {
@@ -93,13 +93,13 @@ func revertAfterPromotion(t *testing.T, delay string, inside bool) {
 	}
 	stableGen := generation()
 
-	dep := files["releases/demo/canary/deployment.yaml"]
-	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
 	var promoting v1alpha1.ReleaseStatus
 	if inside {
 		// All traffic on 6.7.1 (the canary track), 6.7.0 kept as stable.
-		promoting = e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePromoting }, nil)
+		promoting = e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePromoting }, nil)
 		if w := e.weights("canary", "canary"); w["canary-canary"] != 100 || w["canary"] != 0 {
 			t.Fatalf("promoting: route weights %v, want all on the canary track", w)
 		}
@@ -107,7 +107,7 @@ func revertAfterPromotion(t *testing.T, delay string, inside bool) {
 			t.Fatalf("inside the delay the stable track changed: %s generation %d (was %d)", img, g, stableGen)
 		}
 	} else {
-		promoted := e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return succeeded(s) && s.Stable.Revision == bump }, nil)
+		promoted := e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return succeeded(s) && s.Stable.Revision == bump }, nil)
 		if len(promoted.Promoted) == 0 || promoted.Promoted[0].Digest != installed.Stable.Digest {
 			t.Fatalf("the rollback window does not hold 6.7.0: %+v", promoted.Promoted)
 		}
@@ -132,7 +132,7 @@ func revertAfterPromotion(t *testing.T, delay string, inside bool) {
 		return (w["canary-canary"] == 0 || image(t, e, "canary-canary") == old) && (w["canary"] == 0 || image(t, e, "canary") == old)
 	}
 	var serving time.Duration
-	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRolledBack }, func(v1alpha1.ReleaseStatus) {
+	st := e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRolledBack }, func(v1alpha1.ReleaseStatus) {
 		if serving == 0 && onlyOld() {
 			serving = time.Since(pushed)
 		}
@@ -208,20 +208,20 @@ func TestSuspendMidPauseAndRetry(t *testing.T) {
 	withPause := func(extra string) string {
 		return strings.Replace(fmt.Sprintf(checkedRelease, hook.URL, extra), "pause: {duration: 1s}", "pause: {duration: 3s}", 1)
 	}
-	files["releases/demo/canary/release.yaml"] = withPause("")
+	files["releases/NAMESPACE/canary/release.yaml"] = withPause("")
 	e := newEnv(t, files, nil)
 	spec := func(extra string) string { return strings.ReplaceAll(withPause(extra), "NAMESPACE", e.ns) }
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
-	dep := files["releases/demo/canary/deployment.yaml"]
-	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	bump := e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
-	paused := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
+	paused := e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
 
-	e.repo.Commit(t, "suspend", map[string]string{"releases/demo/canary/release.yaml": spec("  suspend: true\n")})
+	e.repo.Commit(t, "suspend", map[string]string{"releases/" + e.ns + "/canary/release.yaml": spec("  suspend: true\n")})
 	e.repo.Push(t)
-	st := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.SuspendedAt != nil }, nil)
+	st := e.passUntil(e.ns+"/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.SuspendedAt != nil }, nil)
 	if st.Step != paused.Step || st.Phase != v1alpha1.PhasePaused {
 		t.Fatalf("suspend moved the release: %+v", st)
 	}
@@ -237,7 +237,7 @@ func TestSuspendMidPauseAndRetry(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if s := e.status("demo/canary"); s.Step != paused.Step || s.SuspendedAt == nil {
+	if s := e.status(e.ns + "/canary"); s.Step != paused.Step || s.SuspendedAt == nil {
 		t.Fatalf("suspended release moved: %+v", s)
 	}
 	d, _ := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
@@ -248,9 +248,9 @@ func TestSuspendMidPauseAndRetry(t *testing.T) {
 		t.Errorf("drift not reported: %v", v)
 	}
 
-	e.repo.Commit(t, "resume", map[string]string{"releases/demo/canary/release.yaml": spec("")})
+	e.repo.Commit(t, "resume", map[string]string{"releases/" + e.ns + "/canary/release.yaml": spec("")})
 	e.repo.Push(t)
-	resumed := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.SuspendedAt == nil }, nil)
+	resumed := e.passUntil(e.ns+"/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.SuspendedAt == nil }, nil)
 	if resumed.Step == paused.Step {
 		if shift := resumed.StepStartedAt.Sub(*paused.StepStartedAt); shift < 6*time.Second {
 			t.Errorf("the step start moved by %s on resume, want at least the 6 s suspended", shift)
@@ -262,26 +262,26 @@ func TestSuspendMidPauseAndRetry(t *testing.T) {
 	}
 
 	// Abort the canary; the same version stays aborted until a retry names it.
-	e.repo.Commit(t, "abort", map[string]string{"releases/demo/canary/release.yaml": spec("  abort: {revision: " + bump[:7] + "}\n")})
+	e.repo.Commit(t, "abort", map[string]string{"releases/" + e.ns + "/canary/release.yaml": spec("  abort: {revision: " + bump[:7] + "}\n")})
 	e.repo.Push(t)
-	aborted := e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
+	aborted := e.passUntil(e.ns+"/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
 	if aborted.AbortedRevision != bump {
 		t.Fatalf("aborted revision %q, want %s", aborted.AbortedRevision, bump)
 	}
-	e.repo.Commit(t, "an unrelated edit", map[string]string{"releases/demo/canary/release.yaml": spec("  # nothing\n")})
+	e.repo.Commit(t, "an unrelated edit", map[string]string{"releases/" + e.ns + "/canary/release.yaml": spec("  # nothing\n")})
 	e.repo.Push(t)
 	for range 3 {
 		if _, err := e.agent.Pass(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s := e.status("demo/canary"); s.Phase != v1alpha1.PhaseAborted || s.Canary != nil {
+	if s := e.status(e.ns + "/canary"); s.Phase != v1alpha1.PhaseAborted || s.Canary != nil {
 		t.Fatalf("an aborted version ran again without a retry: %+v", s)
 	}
-	e.repo.Commit(t, "retry", map[string]string{"releases/demo/canary/release.yaml": spec("  retry: {revision: " + bump[:7] + "}\n")})
+	e.repo.Commit(t, "retry", map[string]string{"releases/" + e.ns + "/canary/release.yaml": spec("  retry: {revision: " + bump[:7] + "}\n")})
 	e.repo.Push(t)
-	e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Canary != nil && s.Phase != v1alpha1.PhaseAborted }, nil)
-	e.passUntil("demo/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Canary != nil && s.Phase != v1alpha1.PhaseAborted }, nil)
+	e.passUntil(e.ns+"/canary", 90*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	e.passUntilGone("the canary track of the retried promotion", func() error {
 		_, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary-canary", metav1.GetOptions{})
 		return err

@@ -26,7 +26,7 @@ func TestRemovedReleaseIsPruned(t *testing.T) {
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
-	for _, r := range []string{"demo/rolling", "demo/recreate"} {
+	for _, r := range []string{e.ns + "/rolling", e.ns + "/recreate"} {
 		e.passUntil(r, 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	}
 	recreateUID := func() types.UID {
@@ -44,13 +44,13 @@ func TestRemovedReleaseIsPruned(t *testing.T) {
 
 	del := map[string]string{}
 	for f := range files {
-		if strings.HasPrefix(f, "releases/demo/rolling/") {
-			del[f] = ""
+		if strings.HasPrefix(f, "releases/NAMESPACE/rolling/") {
+			del[strings.Replace(f, "NAMESPACE", e.ns, 1)] = ""
 		}
 	}
 	removedAt := e.repo.Commit(t, "remove rolling", del)
 	e.repo.Push(t)
-	st := e.passUntil("demo/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRemoved }, nil)
+	st := e.passUntil(e.ns+"/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseRemoved }, nil)
 	if !strings.Contains(st.Message, removedAt[:7]) || !strings.Contains(st.Message, "1 kept") || len(st.Inventory) != 0 {
 		t.Errorf("removed status: %+v", st)
 	}
@@ -61,24 +61,24 @@ func TestRemovedReleaseIsPruned(t *testing.T) {
 		t.Errorf("the Service marked prune: disabled was deleted: %v", err)
 	}
 	// A later pass removes the status file; the history keeps the release's life.
-	e.passUntil("demo/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == "" }, nil)
-	if _, err := gitserver.GitErr(e.repo.Bare, "show", "sluice/status:releases/demo/rolling/status.yaml"); err == nil {
+	e.passUntil(e.ns+"/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == "" }, nil)
+	if _, err := gitserver.GitErr(e.repo.Bare, "show", "sluice/status:releases/"+e.ns+"/rolling/status.yaml"); err == nil {
 		t.Error("status.yaml of the removed release is still on the status branch")
 	}
-	t.Logf("history of the removed release:\n%s", gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%h %s [%(trailers:key=Sluice-Phase,valueonly,separator=)] %b", "sluice/status", "--", "releases/demo/rolling"))
-	phases := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%(trailers:key=Sluice-Phase,valueonly,separator=)", "sluice/status", "--", "releases/demo/rolling")
+	t.Logf("history of the removed release:\n%s", gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%h %s [%(trailers:key=Sluice-Phase,valueonly,separator=)] %b", "sluice/status", "--", "releases/"+e.ns+"/rolling"))
+	phases := gitserver.Git(t, e.repo.Bare, "log", "--reverse", "--format=%(trailers:key=Sluice-Phase,valueonly,separator=)", "sluice/status", "--", "releases/"+e.ns+"/rolling")
 	if got := strings.Fields(phases); len(got) < 3 || got[len(got)-2] != "Removed" || got[len(got)-1] != "Removed" || !slices.Contains(got, "Succeeded") {
 		t.Errorf("history of the removed release: %v", got)
 	}
-	if recreateUID() != before || e.status("demo/recreate").Phase != v1alpha1.PhaseSucceeded {
+	if recreateUID() != before || e.status(e.ns+"/recreate").Phase != v1alpha1.PhaseSucceeded {
 		t.Error("the other release was touched")
 	}
 
 	// Every release vanishes at once: nothing is deleted, the refusal shows.
 	del = map[string]string{}
 	for f := range files {
-		if strings.HasPrefix(f, "releases/demo/recreate/") {
-			del[f] = ""
+		if strings.HasPrefix(f, "releases/NAMESPACE/recreate/") {
+			del[strings.Replace(f, "NAMESPACE", e.ns, 1)] = ""
 		}
 	}
 	e.repo.Commit(t, "remove everything", del)
@@ -88,7 +88,7 @@ func TestRemovedReleaseIsPruned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if recreateUID() != before || e.status("demo/recreate").Phase != v1alpha1.PhaseSucceeded {
+	if recreateUID() != before || e.status(e.ns+"/recreate").Phase != v1alpha1.PhaseSucceeded {
 		t.Error("a mass removal deleted objects")
 	}
 	if v := gaugeValue(t, e.agent, "sluice_removal_refused"); v != 1 {

@@ -21,7 +21,7 @@ func TestFailedCheckReverts(t *testing.T) {
 	}))
 	defer smoke.Close()
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
+	files["releases/NAMESPACE/canary/release.yaml"] = fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
 kind: Release
 metadata: {name: canary, namespace: NAMESPACE}
 spec:
@@ -39,14 +39,14 @@ spec:
   onFailure: revert
 `, smoke.URL)
 	e := newEnv(t, files, nil)
-	st := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	st := e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	stable := st.Stable.Revision
-	stableDeployment := gitserver.Git(t, e.repo.Bare, "show", stable+":releases/demo/canary/deployment.yaml")
+	stableDeployment := gitserver.Git(t, e.repo.Bare, "show", stable+":releases/"+e.ns+"/canary/deployment.yaml")
 
-	dep := files["releases/demo/canary/deployment.yaml"]
-	e.repo.Commit(t, "bump image", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.9", 1)})
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	e.repo.Commit(t, "bump image", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.9", 1)})
 	e.repo.Push(t)
-	st = e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
+	st = e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseAborted }, nil)
 	if !strings.Contains(st.Message, "check smoke failed") || st.AbortedDigest == "" {
 		t.Fatalf("aborted status: %+v", st)
 	}
@@ -57,7 +57,7 @@ spec:
 	if subject != "sluice: revert "+e.ns+"/canary to "+stable[:7] {
 		t.Errorf("head of main: %q", subject)
 	}
-	if got := gitserver.Git(t, e.repo.Bare, "show", "main:releases/demo/canary/deployment.yaml"); got != stableDeployment {
+	if got := gitserver.Git(t, e.repo.Bare, "show", "main:releases/"+e.ns+"/canary/deployment.yaml"); got != stableDeployment {
 		t.Errorf("deployment.yaml at head differs from the stable revision:\n%s", got)
 	}
 	// The revert is the stable version again: steady, no new canary.

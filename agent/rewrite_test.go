@@ -24,7 +24,7 @@ func TestForcePushIsReported(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go e.agent.notify.run(ctx)
-	e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	rewrites := func() float64 { return counterValue(t, e.agent, "sluice_spec_rewrites_total") }
 	pass := func() {
 		t.Helper()
@@ -41,7 +41,7 @@ func TestForcePushIsReported(t *testing.T) {
 	if n := rewrites(); n != 0 {
 		t.Fatalf("a fast-forward push counted as %v rewrites", n)
 	}
-	if m := e.status("demo/rolling").Message; strings.Contains(m, "rewritten") {
+	if m := e.status(e.ns + "/rolling").Message; strings.Contains(m, "rewritten") {
 		t.Fatalf("a fast-forward push reported as a rewrite: %q", m)
 	}
 	// An unrelated history force-pushed over main.
@@ -55,7 +55,7 @@ func TestForcePushIsReported(t *testing.T) {
 	if e.logs.FilterMessage("spec branch rewritten: the new head does not descend from the last one applied (a force-push or an unrelated history); applying it as Git says").Len() != 1 {
 		t.Error("the rewrite was not logged once")
 	}
-	if m := e.status("demo/rolling").Message; !strings.Contains(m, "spec branch main rewritten") {
+	if m := e.status(e.ns + "/rolling").Message; !strings.Contains(m, "spec branch main rewritten") {
 		t.Errorf("status message after the force-push = %q", m)
 	}
 	// The Event is recorded by the notifier's goroutine.

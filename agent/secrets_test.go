@@ -40,7 +40,7 @@ func TestNoCredentialAnywhere(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go e.agent.notify.run(ctx)
-	e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	deadline := time.Now().Add(20 * time.Second)
 	for e.logs.FilterMessage("notification failed").Len() < 4 {
 		if time.Now().After(deadline) {

@@ -36,7 +36,7 @@ func TestBadEntriesStopOnlyThemselves(t *testing.T) {
 	gitserver.Git(t, w, "commit", "-q", "-m", "bad entries")
 	e.repo.Push(t)
 
-	st := e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	st := e.passUntil(e.ns+"/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	if st.Stable == nil {
 		t.Fatalf("the healthy release was not reconciled: %+v", st)
 	}
@@ -51,7 +51,7 @@ func TestBadEntriesStopOnlyThemselves(t *testing.T) {
 	// bump: that release fails with the path (as validate and render say),
 	// nothing of the bump is applied; removing the loop lets it through.
 	before := image(t, e, "rolling")
-	dir := "releases/demo/rolling"
+	dir := "releases/" + e.ns + "/rolling"
 	must(os.Symlink("loop-b", filepath.Join(w, dir, "loop-a")))
 	must(os.Symlink("loop-a", filepath.Join(w, dir, "loop-b")))
 	depFile := filepath.Join(w, dir, "deployment.yaml")
@@ -61,7 +61,7 @@ func TestBadEntriesStopOnlyThemselves(t *testing.T) {
 	gitserver.Git(t, w, "add", "-A")
 	gitserver.Git(t, w, "commit", "-q", "-m", "loop inside the release, and a new image")
 	e.repo.Push(t)
-	st = e.passUntil("demo/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error != nil }, nil)
+	st = e.passUntil(e.ns+"/rolling", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error != nil }, nil)
 	if st.Error.File != dir+"/loop-a" || !strings.Contains(st.Error.Message, "unreadable entry") {
 		t.Errorf("status error = %+v", st.Error)
 	}
@@ -71,7 +71,7 @@ func TestBadEntriesStopOnlyThemselves(t *testing.T) {
 	gitserver.Git(t, w, "rm", "-q", dir+"/loop-a", dir+"/loop-b")
 	gitserver.Git(t, w, "commit", "-q", "-m", "loop removed")
 	e.repo.Push(t)
-	e.passUntil("demo/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error == nil && s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	e.passUntil(e.ns+"/rolling", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error == nil && s.Phase == v1alpha1.PhaseSucceeded }, nil)
 	if got := image(t, e, "rolling"); got == before {
 		t.Errorf("the image bump was not applied once the loop went")
 	}

@@ -23,15 +23,15 @@ import (
 // is readable again.
 func TestUnrenderableStableLeavesStableAlone(t *testing.T) {
 	files := fixture(t, "NAMESPACE", "canary")
-	files["releases/demo/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
+	files["releases/NAMESPACE/canary/release.yaml"] = fmt.Sprintf(canaryRelease, "")
 	e := newEnv(t, files, nil)
 	ctx := context.Background()
 	cs := cluster.Clientset(t)
-	e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
-	dep := files["releases/demo/canary/deployment.yaml"]
-	e.repo.Commit(t, "6.7.1", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	e.repo.Commit(t, "6.7.1", map[string]string{"releases/" + e.ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	e.repo.Push(t)
-	paused := e.passUntil("demo/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
+	paused := e.passUntil(e.ns+"/canary", 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhasePaused }, nil)
 	before, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "canary", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestUnrenderableStableLeavesStableAlone(t *testing.T) {
 		t.Helper()
 		gitserver.Git(t, e.repo.Work, "fetch", "-q", "origin", "sluice/status")
 		gitserver.Git(t, e.repo.Work, "checkout", "-q", "-B", "sluice/status", "FETCH_HEAD")
-		p := filepath.Join(e.repo.Work, "releases/demo/canary/status.yaml")
+		p := filepath.Join(e.repo.Work, "releases/"+e.ns+"/canary/status.yaml")
 		b, _ := os.ReadFile(p)
 		os.WriteFile(p, []byte(strings.Replace(string(b), from, to, 1)), 0o644)
 		gitserver.Git(t, e.repo.Work, "commit", "-q", "-am", "hand edit")
@@ -69,7 +69,7 @@ func TestUnrenderableStableLeavesStableAlone(t *testing.T) {
 		t.Fatalf("the stable Deployment changed: generation %d→%d, image %s, version %s→%s", before.Generation, after.Generation,
 			after.Spec.Template.Spec.Containers[0].Image, before.Annotations[VersionAnnotation], after.Annotations[VersionAnnotation])
 	}
-	st := e.status("demo/canary")
+	st := e.status(e.ns + "/canary")
 	if st.Error == nil || !strings.Contains(st.Error.Message, bogus) || st.Step != paused.Step {
 		t.Fatalf("status after the bad edit: %+v", st)
 	}
@@ -79,7 +79,7 @@ func TestUnrenderableStableLeavesStableAlone(t *testing.T) {
 
 	// The revision is put back: the release carries on, the error clears.
 	editStatus("revision: "+bogus, "revision: "+good)
-	e.passUntil("demo/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error == nil }, nil)
+	e.passUntil(e.ns+"/canary", 30*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Error == nil }, nil)
 	if v := gaugeVecValue(t, e.agent, "sluice_release_stable_unrenderable", e.ns+"/canary"); v != 0 {
 		t.Errorf("sluice_release_stable_unrenderable = %v after recovery", v)
 	}

@@ -94,6 +94,9 @@ func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file
 	if err != nil {
 		return nil, nil, err
 	}
+	if errs := p.CheckPlace(); len(errs) > 0 {
+		return p, nil, errs
+	}
 	if err := badEntries(fsys, root, path.Dir(file)); err != nil {
 		return p, nil, err
 	}
@@ -103,6 +106,15 @@ func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file
 	res, err := r.Render(ctx, Input{FS: fsys, Root: root, Release: p, CacheKey: cacheKey})
 	if err != nil {
 		return p, nil, err
+	}
+	var errs v1alpha1.ErrorList
+	for _, o := range res.Objects {
+		if e := p.CheckObjectNamespace(o.GetKind(), o.GetName(), o.GetNamespace()); e != nil {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return p, nil, errs
 	}
 	return p, res, nil
 }

@@ -25,7 +25,7 @@ func agentRepo(t *testing.T, ns string) (*gitserver.Repo, []string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		files["releases/demo/rolling/"+e.Name()] = strings.ReplaceAll(string(b), "namespace: demo", "namespace: "+ns)
+		files["releases/"+ns+"/rolling/"+e.Name()] = strings.ReplaceAll(string(b), "namespace: demo", "namespace: "+ns)
 	}
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "deploy", files)
@@ -61,14 +61,14 @@ func TestAgentOnce(t *testing.T) {
 	}
 	// A broken spec: exit 1, the error committed with file and line, and
 	// the Deployment keeps serving.
-	repo.Commit(t, "break it", map[string]string{"releases/demo/rolling/release.yaml": "apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: rolling, namespace: " + ns + "}\nspec:\n  workload: {kind: Deployment, name: rolling}\n  strategy:\n    rolling: {maxSurge: lots}\n"})
+	repo.Commit(t, "break it", map[string]string{"releases/" + ns + "/rolling/release.yaml": "apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: rolling, namespace: " + ns + "}\nspec:\n  workload: {kind: Deployment, name: rolling}\n  strategy:\n    rolling: {maxSurge: lots}\n"})
 	repo.Push(t)
 	_, _, code = run(t, ".", append(args, "--once")...)
 	if code != 1 {
 		t.Errorf("--once with an invalid release: exit %d, want 1", code)
 	}
-	st := gitserver.Git(t, repo.Bare, "show", "sluice/status:releases/demo/rolling/status.yaml")
-	if !strings.Contains(st, "file: releases/demo/rolling/release.yaml") || !strings.Contains(st, "line: 7") || !strings.Contains(st, "phase: Failed") {
+	st := gitserver.Git(t, repo.Bare, "show", "sluice/status:releases/"+ns+"/rolling/status.yaml")
+	if !strings.Contains(st, "file: releases/"+ns+"/rolling/release.yaml") || !strings.Contains(st, "line: 7") || !strings.Contains(st, "phase: Failed") {
 		t.Errorf("status after a broken spec:\n%s", st)
 	}
 	if _, err := c.Clientset(t).AppsV1().Deployments(ns).Get(context.Background(), "rolling", metav1.GetOptions{}); err != nil {

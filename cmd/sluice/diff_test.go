@@ -130,7 +130,7 @@ func TestDiffMidCanaryIsEmpty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files["releases/demo/canary/"+name] = string(b)
+		files["releases/"+ns+"/canary/"+name] = string(b)
 	}
 	release := `apiVersion: sluice.dev/v1alpha1
 kind: Release
@@ -146,7 +146,7 @@ spec:
       - pause: {gate: qa}
       - setWeight: 100
 `
-	files["releases/demo/canary/release.yaml"] = release
+	files["releases/"+ns+"/canary/release.yaml"] = release
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "deploy", files)
 	srv := gitserver.StartHTTP(t, root, "sluice", "pw")
@@ -166,7 +166,7 @@ spec:
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, _ := gitserver.GitErr(repo.Bare, "show", "sluice/status:releases/demo/canary/status.yaml")
+			out, _ := gitserver.GitErr(repo.Bare, "show", "sluice/status:releases/"+ns+"/canary/status.yaml")
 			if want(string(res.Releases[ns+"/canary"]), out) {
 				return
 			}
@@ -177,12 +177,12 @@ spec:
 		}
 	}
 	passUntil(func(phase, _ string) bool { return phase == "Succeeded" })
-	dep := files["releases/demo/canary/deployment.yaml"]
-	repo.Commit(t, "bump", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	dep := files["releases/"+ns+"/canary/deployment.yaml"]
+	repo.Commit(t, "bump", map[string]string{"releases/" + ns + "/canary/deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
 	repo.Push(t)
 	passUntil(func(phase, st string) bool { return phase == "Paused" && strings.Contains(st, "qa") })
 
-	out, errs, code := run(t, repo.Work, "diff", "releases/demo/canary", "--kubeconfig", c.Kubeconfig)
+	out, errs, code := run(t, repo.Work, "diff", "releases/"+ns+"/canary", "--kubeconfig", c.Kubeconfig)
 	if code != 0 || strings.Contains(out, "created") || strings.Contains(out, "configured") || strings.Contains(out, "deleted") {
 		t.Fatalf("diff right after a pass mid-canary: exit %d\n%s%s", code, out, errs)
 	}
@@ -192,10 +192,10 @@ spec:
 		}
 	}
 	// A change people make shows up, through an external diff program.
-	svcFile := filepath.Join(repo.Work, "releases/demo/canary/service.yaml")
+	svcFile := filepath.Join(repo.Work, "releases/"+ns+"/canary/service.yaml")
 	svc, _ := os.ReadFile(svcFile)
 	os.WriteFile(svcFile, []byte(strings.Replace(string(svc), "metadata:", "metadata:\n  annotations: {team: checkout}", 1)), 0o644)
-	cmd := exec.Command(sluiceBin, "diff", "releases/demo/canary", "--kubeconfig", c.Kubeconfig)
+	cmd := exec.Command(sluiceBin, "diff", "releases/"+ns+"/canary", "--kubeconfig", c.Kubeconfig)
 	cmd.Dir = repo.Work
 	cmd.Env = append(os.Environ(), "KUBECTL_EXTERNAL_DIFF=diff -r -u")
 	b, err := cmd.CombinedOutput()
