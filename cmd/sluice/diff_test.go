@@ -28,7 +28,7 @@ var lazyCluster testcluster.Lazy
 func startCluster(t *testing.T) *testcluster.Cluster { return lazyCluster.Get(t) }
 
 // exampleIn copies examples/ to a temp repository with the demo namespace
-// renamed to ns.
+// renamed to ns, in the files and in their place (releases/<ns>/).
 func exampleIn(t *testing.T, ns string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -43,6 +43,9 @@ func exampleIn(t *testing.T, ns string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Rename(filepath.Join(dir, "releases", "demo"), filepath.Join(dir, "releases", ns)); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
@@ -50,7 +53,7 @@ func TestDiffAgainstCluster(t *testing.T) {
 	c := startCluster(t)
 	ns := c.Namespace(t)
 	dir := exampleIn(t, ns)
-	relDir := "releases/demo/rolling"
+	relDir := "releases/" + ns + "/rolling"
 
 	out, errs, code := run(t, dir, "diff", relDir, "--kubeconfig", c.Kubeconfig)
 	if code != 1 || !strings.Contains(out, "created    apps/v1/Deployment/"+ns+"/rolling") {
@@ -126,7 +129,7 @@ func TestDiffMidCanaryIsEmpty(t *testing.T) {
 	src := exampleIn(t, ns)
 	files := map[string]string{}
 	for _, name := range []string{"deployment.yaml", "service.yaml", "route.yaml", "kustomization.yaml"} {
-		b, err := os.ReadFile(filepath.Join(src, "releases/demo/canary", name))
+		b, err := os.ReadFile(filepath.Join(src, "releases", ns, "canary", name))
 		if err != nil {
 			t.Fatal(err)
 		}
