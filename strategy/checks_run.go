@@ -188,7 +188,7 @@ func (r *Runner) prometheus(ctx context.Context, c *v1alpha1.Check, cc CheckCont
 
 // rangeSelector finds the ranges of PromQL range selectors and
 // subqueries: [1m], [30s:5s].
-var rangeSelector = regexp.MustCompile(`\[\s*([0-9][0-9smhdwyi]*)\s*(?::[^\]]*)?\]`)
+var rangeSelector = regexp.MustCompile(`\[\s*([0-9][0-9smhdwy]*)\s*(?::[^\]]*)?\]`)
 
 // lookback is the longest range the queries select: how far before its
 // evaluation time a query's value reaches.
