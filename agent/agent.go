@@ -82,9 +82,11 @@ type Agent struct {
 	files0 *releaseFiles
 	// lastSpec is the spec head of the last pass (pass goroutine only).
 	lastSpec plumbing.Hash
-	// rewrite, set for one pass, says the spec branch was rewritten since
-	// the last one (read by that pass's releases).
-	rewrite string
+	// notice, set for one pass, is what every release's status and an
+	// Event say about the spec branch: rewritten since the last pass, or a
+	// head refused by --verify-commits (read by that pass's releases).
+	notice specNotice
+	verify *verification
 	// removalKey is the trees of the last pass that found no release to
 	// remove (pass goroutine only).
 	removalKey string
@@ -148,7 +150,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
-	mgr, err := reconcile.New(cfg, reconcile.Options{Namespaces: opts.Namespaces, AllowClusterScoped: opts.AllowClusterScoped})
+	mgr, err := reconcile.New(cfg, reconcile.Options{Namespaces: opts.Namespaces, Tenancy: opts.Tenancy})
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +179,10 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		notify: newNotifier(notifyURLs, cs, log), hookSecret: hookSecret,
 		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
 		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
+	if ag.verify, err = newVerification(opts, src, log); err != nil {
+		return nil, err
+	}
+	ag.renderer.Tenancy = opts.Tenancy
 	ag.runner.Secrets = mgr // checks' credentials, from their release's namespace
 	ag.runner.PrometheusAddress = opts.PrometheusAddress
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},
@@ -243,11 +249,19 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.notice = specNotice{}
+	if a.verify != nil {
+		if specHead, err = a.verifyHead(ctx, specHead); err != nil {
+			return nil, err
+		}
+	}
+	if msg := a.noticeRewrite(ctx, specHead); msg != "" && a.notice.message == "" {
+		a.notice = specNotice{message: msg, subject: "spec branch rewritten", reason: "SluiceSpecRewritten"}
+	}
 	specTree, err := a.tree(specHead)
 	if err != nil {
 		return nil, err
 	}
-	a.rewrite = a.noticeRewrite(ctx, specHead)
 	statusTree := specTree
 	if !a.src.SameBranch() {
 		statusTree = nil

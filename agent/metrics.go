@@ -28,6 +28,10 @@ type metrics struct {
 	stableUnrenderable *prometheus.GaugeVec
 	// specRewrites counts spec heads that did not descend from the last.
 	specRewrites prometheus.Counter
+	// unverified counts spec heads refused by --verify-commits; verified
+	// is 1 while the head verifies, 0 while one is refused.
+	unverified prometheus.Counter
+	verified   prometheus.Gauge
 	// hooks counts POST /hook requests by outcome.
 	hooks *prometheus.CounterVec
 	// panics counts releases whose pass panicked (and was contained).
@@ -55,12 +59,14 @@ func newMetrics() *metrics {
 		suspended:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_suspended", Help: "1 while spec.suspend holds the release."}, []string{"release"}),
 		stableUnrenderable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_stable_unrenderable", Help: "1 while the release's stable revision cannot be rendered; nothing is applied for it."}, []string{"release"}),
 		specRewrites:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_spec_rewrites_total", Help: "Spec heads that did not descend from the last one applied (force-pushes, unrelated histories)."}),
+		unverified:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_spec_unverified_total", Help: "Spec heads not applied because a commit did not verify (--verify-commits)."}),
+		verified:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_spec_head_verified", Help: "1 while the spec head verifies under --verify-commits, 0 while it is refused and the last verified commit serves."}),
 		hooks:              prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_hooks_total", Help: "POST /hook requests, by outcome (accepted, forwarded, refused)."}, []string{"outcome"}),
 		panics:             prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_release_panics_total", Help: "Release passes that panicked; each is contained to its release."}),
 		skippedPaths:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_skipped_paths", Help: "Entries under --path skipped at the spec head (escaping or looping symlinks, submodules); the rest is reconciled."}),
 		removalRefused:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_removal_refused", Help: "1 while every managed release vanished from the spec at once and nothing is removed (see --allow-mass-removal)."}),
 	}
-	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable, m.skippedPaths, m.panics, m.hooks, m.specRewrites)
+	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable, m.skippedPaths, m.panics, m.hooks, m.specRewrites, m.unverified, m.verified)
 	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

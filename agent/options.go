@@ -7,27 +7,36 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // Options are the agent's flags; each is also read from SLUICE_<FLAG>.
 type Options struct {
 	// PrometheusAddress is the Prometheus-compatible API of prometheus and
 	// compare checks that name no address of their own.
-	PrometheusAddress  string
-	Repo               string
-	Branch             string
-	Path               string
-	Interval           time.Duration
-	StatusBranch       string
-	Kubeconfig         string
-	Namespaces         []string
-	AllowClusterScoped bool
-	GitUsername        string
-	GitPasswordFile    string
-	SSHKeyFile         string
-	KnownHostsFile     string
-	Author             string
-	SigningKeyFile     string
+	PrometheusAddress string
+	Repo              string
+	Branch            string
+	Path              string
+	Interval          time.Duration
+	StatusBranch      string
+	Kubeconfig        string
+	Namespaces        []string
+	// Tenancy: the cluster-scoped kinds renders may hold, the protected
+	// namespaces releases may target all the same.
+	Tenancy v1alpha1.Tenancy
+	GitUsername           string
+	GitPasswordFile       string
+	SSHKeyFile            string
+	KnownHostsFile        string
+	Author                string
+	SigningKeyFile        string
+	// VerifyCommits is head, all or off (""); TrustedKeysFiles hold the
+	// OpenPGP keys and SSH allowed signers it trusts.
+	VerifyCommits      string
+	TrustedKeysFiles   []string
+	VerifyCommitsSince string
 	Listen             string
 	Pprof              bool
 	LeaderElect        bool
@@ -55,12 +64,15 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StatusBranch, "status-branch", "sluice/status", "branch the agent commits status.yaml files to; the spec branch's name puts status next to the spec")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fs.StringSliceVar(&o.Namespaces, "namespaces", nil, "namespaces releases may deploy to (default: all)")
-	fs.BoolVar(&o.AllowClusterScoped, "allow-cluster-scoped", false, "allow cluster-scoped objects in renders")
+	BindTenancyFlags(fs, &o.Tenancy)
 	fs.StringVar(&o.GitUsername, "git-username", "", "HTTP(S) username")
 	fs.StringVar(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTP(S) password or token")
 	fs.StringVar(&o.SSHKeyFile, "ssh-key-file", "", "SSH private key file")
 	fs.StringVar(&o.KnownHostsFile, "known-hosts-file", "", "known_hosts file; SSH host keys are always checked")
 	fs.StringVar(&o.SigningKeyFile, "signing-key-file", "", "SSH private key to sign the agent's commits with (Git's gpg.format=ssh)")
+	fs.StringVar(&o.VerifyCommits, "verify-commits", "off", "apply only spec commits signed by a trusted key: head (the head commit) or all (every commit since the last verified one, merges' sides included); off")
+	fs.StringArrayVar(&o.TrustedKeysFiles, "trusted-keys-file", nil, "trusted signers for --verify-commits: an armored OpenPGP public keyring, or an SSH allowed_signers file (as gpg.ssh.allowedSignersFile); repeatable")
+	fs.StringVar(&o.VerifyCommitsSince, "verify-commits-since", "", "with --verify-commits=all, the commit checking starts after (it and its history are taken as they are: where signing began); default: the whole history must verify")
 	fs.StringVar(&o.Author, "author", "sluice <sluice@localhost>", "author of the agent's commits")
 	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on --pprof-listen (a loopback address of its own)")
@@ -121,4 +133,12 @@ func (o *Options) author() (string, string) {
 		return strings.TrimSpace(o.Author), "sluice@localhost"
 	}
 	return strings.TrimSpace(name), strings.TrimSuffix(strings.TrimSpace(email), ">")
+}
+
+// BindTenancyFlags registers what releases may touch beyond their own
+// namespace; validate, render and diff take the same flags as the agent.
+func BindTenancyFlags(fs *pflag.FlagSet, t *v1alpha1.Tenancy) {
+	fs.StringSliceVar(&t.ClusterScoped, "allow-cluster-scoped", nil, "cluster-scoped kinds releases may create, as Kind or Kind.group (e.g. ClusterRole.rbac.authorization.k8s.io); default: none but the release's own Namespace")
+	fs.StringVar(&t.AgentNamespace, "agent-namespace", v1alpha1.DefaultAgentNamespace, "the agent's own namespace: no release may target it (deploy/ sets it from the pod's namespace)")
+	fs.StringSliceVar(&t.AllowSystem, "allow-system-namespace", nil, "protected namespaces (kube-*, --agent-namespace) releases may target all the same")
 }

@@ -217,21 +217,22 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	out.phase = plan.Status.Phase
 	out.wakeAt = plan.WakeAt
 	a.metrics.observe(out.id, plan.Status)
-	rewrite := a.rewrite != "" && !plan.Suspended
-	if rewrite {
+	notice := a.notice
+	noticed := notice.message != "" && !plan.Suspended
+	if noticed {
 		// Said in the status and an Event, whether or not a transition
 		// goes with it.
 		if plan.Commit {
-			plan.Status.Message = strings.TrimPrefix(plan.Status.Message+"; "+a.rewrite, "; ")
+			plan.Status.Message = strings.TrimPrefix(plan.Status.Message+"; "+notice.message, "; ")
 		} else {
-			plan.Status.Message = a.rewrite
+			plan.Status.Message = notice.message
 		}
 	}
-	if plan.Commit || hadError || rewrite {
+	if plan.Commit || hadError || noticed {
 		subject := plan.Subject
 		switch {
-		case subject == "" && rewrite:
-			subject = "spec branch rewritten"
+		case subject == "" && noticed:
+			subject = notice.subject
 		case subject == "":
 			subject = "spec valid again"
 		}
@@ -242,10 +243,14 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			out.wakeAt = a.now()
 			plan.WakeAt = out.wakeAt
 			a.metrics.transitions.WithLabelValues(out.id, string(plan.Status.Phase)).Inc()
+			reason := "Sluice" + string(plan.Status.Phase)
+			if noticed && !plan.Commit {
+				reason = notice.reason
+			}
 			a.notify.send(transitionEvent{
 				n: Notification{Release: out.id, Phase: plan.Status.Phase, PreviousPhase: in.Status.Phase, Step: plan.Status.Step,
 					Weight: plan.Status.Weight, Revision: specHead.String(), Message: plan.Status.Message, Time: a.now()},
-				namespace: rel.Metadata.Namespace, workload: rel.Spec.Workload.Name, reason: eventReason(plan, rewrite), warning: rewrite,
+				namespace: rel.Metadata.Namespace, workload: rel.Spec.Workload.Name, reason: reason, warning: noticed,
 			})
 			log.Info("transition", zap.String("phase", string(plan.Status.Phase)), zap.Int32("step", plan.Status.Step),
 				zap.Int32("weight", plan.Status.Weight), zap.String("subject", subject))
@@ -544,13 +549,4 @@ func (a *Agent) countActions(r *reconcile.Result) {
 	for _, e := range r.ChangeSet.Entries {
 		a.metrics.applies.WithLabelValues(string(e.Action)).Inc()
 	}
-}
-
-// eventReason names a committed transition's Event: its phase, or the
-// rewrite of the spec branch when that is all that happened.
-func eventReason(plan strategy.Plan, rewrite bool) string {
-	if rewrite && !plan.Commit {
-		return "SluiceSpecRewritten"
-	}
-	return "Sluice" + string(plan.Status.Phase)
 }

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/gitserver"
 )
@@ -59,22 +56,5 @@ func TestForcePushIsReported(t *testing.T) {
 		t.Errorf("status message after the force-push = %q", m)
 	}
 	// The Event is recorded by the notifier's goroutine.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		events, err := cluster.Clientset(t).CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=rolling"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, ev := range events.Items {
-			found = found || ev.Reason == "SluiceSpecRewritten" && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, "rewritten")
-		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no SluiceSpecRewritten Warning Event on the workload")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitEvent(t, ctx, e.ns, "rolling", "SluiceSpecRewritten", "rewritten")
 }

@@ -2,17 +2,13 @@ package gitsource
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -44,50 +40,14 @@ func loadSigner(keyFile, passphraseFile string) (*sshSigner, error) {
 	return &sshSigner{signer: s}, nil
 }
 
-func sshString(b *bytes.Buffer, s []byte) {
-	binary.Write(b, binary.BigEndian, uint32(len(s)))
-	b.Write(s)
-}
-
-// sign returns the armored SSH signature of message.
+// sign returns the armored SSH signature of message (namespace git,
+// SHA-512; RSA keys sign with rsa-sha2-512 as ssh-keygen -Y sign does).
 func (s *sshSigner) sign(message []byte) (string, error) {
-	const namespace, hashAlg = "git", "sha512"
-	h := sha512.Sum512(message)
-	var signed bytes.Buffer
-	signed.WriteString("SSHSIG")
-	sshString(&signed, []byte(namespace))
-	sshString(&signed, nil)
-	sshString(&signed, []byte(hashAlg))
-	sshString(&signed, h[:])
-	// RSA keys sign with SHA-512, as ssh-keygen -Y sign does; git refuses
-	// the old ssh-rsa (SHA-1) signatures.
-	var sig *ssh.Signature
-	var err error
-	if as, ok := s.signer.(ssh.AlgorithmSigner); ok && s.signer.PublicKey().Type() == ssh.KeyAlgoRSA {
-		sig, err = as.SignWithAlgorithm(rand.Reader, signed.Bytes(), ssh.KeyAlgoRSASHA512)
-	} else {
-		sig, err = s.signer.Sign(rand.Reader, signed.Bytes())
-	}
+	sig, err := sshsig.Sign(bytes.NewReader(message), s.signer, sshsig.HashSHA512, "git")
 	if err != nil {
 		return "", err
 	}
-	var blob bytes.Buffer
-	blob.WriteString("SSHSIG")
-	binary.Write(&blob, binary.BigEndian, uint32(1))
-	sshString(&blob, s.signer.PublicKey().Marshal())
-	sshString(&blob, []byte(namespace))
-	sshString(&blob, nil)
-	sshString(&blob, []byte(hashAlg))
-	sshString(&blob, ssh.Marshal(sig))
-	enc := base64.StdEncoding.EncodeToString(blob.Bytes())
-	var out strings.Builder
-	out.WriteString("-----BEGIN SSH SIGNATURE-----\n")
-	for len(enc) > 70 {
-		out.WriteString(enc[:70] + "\n")
-		enc = enc[70:]
-	}
-	out.WriteString(enc + "\n-----END SSH SIGNATURE-----\n")
-	return out.String(), nil
+	return string(sshsig.Armor(sig)), nil
 }
 
 // signCommit sets the commit's signature over its encoding without one.

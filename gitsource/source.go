@@ -10,12 +10,15 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
 
@@ -69,8 +72,9 @@ type Source struct {
 	secrets []string
 	signer  *sshSigner
 
-	mu   sync.RWMutex
-	repo *git.Repository
+	mu      sync.RWMutex
+	repo    *git.Repository
+	storage *filesystem.Storage
 }
 
 // Open prepares the on-disk repository for opts.URL without contacting it.
@@ -285,12 +289,16 @@ func sshUserHost(u string) (string, string) {
 
 // initRepo opens or creates the bare repository in Dir with the remote.
 func (s *Source) initRepo() error {
-	repo, err := git.PlainOpen(s.opts.Dir)
+	if err := os.MkdirAll(s.opts.Dir, 0o755); err != nil {
+		return err
+	}
+	// Up to 16 pack files stay open between reads: a walk of many commits (the
+	// commits since the last verified one) otherwise opens the pack for
+	// each object.
+	st := filesystem.NewStorageWithOptions(osfs.New(s.opts.Dir), cache.NewObjectLRUDefault(), filesystem.Options{MaxOpenDescriptors: 16})
+	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(s.opts.Dir, 0o755); err != nil {
-			return err
-		}
-		repo, err = git.PlainInit(s.opts.Dir, true)
+		repo, err = git.Init(st, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("gitsource: repository in %s: %w", s.opts.Dir, err)
@@ -305,13 +313,16 @@ func (s *Source) initRepo() error {
 			return err
 		}
 	}
-	s.repo = repo
+	s.repo, s.storage = repo, st
 	return nil
 }
 
 // reset throws the on-disk repository away and starts again (after a
 // shallow fetch error or rewritten history).
 func (s *Source) reset() error {
+	if s.storage != nil {
+		_ = s.storage.Close()
+	}
 	if err := os.RemoveAll(s.opts.Dir); err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // FieldManager is the one field manager sluice applies with.
@@ -36,8 +38,9 @@ type Options struct {
 	// Namespaces is the allowlist of namespaces releases may apply to;
 	// empty allows all.
 	Namespaces []string
-	// AllowClusterScoped permits cluster-scoped objects in renders.
-	AllowClusterScoped bool
+	// Tenancy says which cluster-scoped kinds renders may hold and which
+	// namespaces are protected from releases.
+	Tenancy v1alpha1.Tenancy
 	// PruneMaxShare is the largest share (0..1] of a release's objects one
 	// prune may delete without Force; 0 means 0.5.
 	PruneMaxShare float64

@@ -26,6 +26,9 @@ func (m *Manager) prepare(set Set) ([]*unstructured.Unstructured, error) {
 	if len(m.opts.Namespaces) > 0 && !slices.Contains(m.opts.Namespaces, set.Namespace) {
 		return nil, refused("release %s: namespace %q is not in the allowlist (%v)", set.Release, set.Namespace, m.opts.Namespaces)
 	}
+	if m.opts.Tenancy.Protected(set.Namespace) {
+		return nil, refused("release %s: namespace %q is protected (the cluster's own or the agent's; see --allow-system-namespace)", set.Release, set.Namespace)
+	}
 	out := make([]*unstructured.Unstructured, 0, len(set.Objects))
 	for _, o := range set.Objects {
 		c := o.DeepCopy()
@@ -37,8 +40,8 @@ func (m *Manager) prepare(set Set) ([]*unstructured.Unstructured, error) {
 		}
 		if mapping.Scope.Name() == meta.RESTScopeNameRoot {
 			ownNamespace := gvk.Kind == "Namespace" && gvk.Group == "" && c.GetName() == set.Namespace
-			if !ownNamespace && !m.opts.AllowClusterScoped {
-				return nil, refused("%s: cluster-scoped objects are not allowed (start the agent with --allow-cluster-scoped)", id)
+			if !ownNamespace && !m.opts.Tenancy.AllowsClusterScoped(gvk.Group, gvk.Kind) {
+				return nil, refused("%s: cluster-scoped kind %s is not allowed (start the agent with --allow-cluster-scoped=%s)", id, gvk.Kind, clusterScopedName(gvk.Group, gvk.Kind))
 			}
 			c.SetNamespace("")
 		} else {
@@ -59,4 +62,12 @@ func (m *Manager) prepare(set Set) ([]*unstructured.Unstructured, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// clusterScopedName is how --allow-cluster-scoped names a kind.
+func clusterScopedName(group, kind string) string {
+	if group == "" {
+		return kind
+	}
+	return kind + "." + group
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
@@ -290,27 +291,36 @@ func TestPrune(t *testing.T) {
 func TestGuardRails(t *testing.T) {
 	ctx := context.Background()
 	ns := cluster.Namespace(t)
+	clusterRole := "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: sluice-test-cr}\n"
 	tests := []struct {
 		name string
 		opts Options
+		ns   string // the release's namespace; default ns
 		yaml string
 		want string
 	}{
-		{"namespace not allowed", Options{Namespaces: []string{"prod"}}, app("web:1", 1), "not in the allowlist"},
-		{"cluster-scoped", Options{}, "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: sluice-test-cr}\n", "cluster-scoped objects are not allowed"},
-		{"other namespace", Options{}, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: kube-system}\n", "outside the release's namespace"},
+		{"namespace not allowed", Options{Namespaces: []string{"prod"}}, "", app("web:1", 1), "not in the allowlist"},
+		{"cluster-scoped", Options{}, "", clusterRole, "cluster-scoped kind ClusterRole is not allowed (start the agent with --allow-cluster-scoped=ClusterRole.rbac.authorization.k8s.io)"},
+		{"another kind allowed", Options{Tenancy: v1alpha1.Tenancy{ClusterScoped: []string{"Namespace", "ClusterRole.example.com"}}}, "", clusterRole, "cluster-scoped kind ClusterRole is not allowed"},
+		{"other namespace", Options{}, "", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: kube-system}\n", "outside the release's namespace"},
+		{"kube-system", Options{}, "kube-system", app("web:1", 1), `namespace "kube-system" is protected`},
+		{"the agent's namespace", Options{Tenancy: v1alpha1.Tenancy{AgentNamespace: "sluice-agent", AllowSystem: []string{"kube-public"}}}, "sluice-agent", app("web:1", 1), `namespace "sluice-agent" is protected`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newManager(t, tt.opts)
-			_, err := m.Apply(ctx, Set{Release: ns + "/web", Namespace: ns, Objects: objects(t, tt.yaml)}, ApplyOptions{})
+			rns := tt.ns
+			if rns == "" {
+				rns = ns
+			}
+			_, err := m.Apply(ctx, Set{Release: rns + "/web", Namespace: rns, Objects: objects(t, tt.yaml)}, ApplyOptions{})
 			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
 	}
 	// Allowed when told.
-	m := newManager(t, Options{AllowClusterScoped: true, Namespaces: []string{ns}})
+	m := newManager(t, Options{Tenancy: v1alpha1.Tenancy{ClusterScoped: []string{"ClusterRole"}}, Namespaces: []string{ns}})
 	cr := objects(t, "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: sluice-test-cr-"+ns+"}\n")
 	if _, err := m.Apply(ctx, Set{Release: ns + "/web", Namespace: ns, Objects: cr}, ApplyOptions{}); err != nil {
 		t.Fatalf("allowed cluster-scoped object refused: %v", err)

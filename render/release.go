@@ -94,7 +94,7 @@ func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file
 	if err != nil {
 		return nil, nil, err
 	}
-	if errs := p.CheckPlace(); len(errs) > 0 {
+	if errs := p.CheckPlace(r.Tenancy); len(errs) > 0 {
 		return p, nil, errs
 	}
 	if err := badEntries(fsys, root, path.Dir(file)); err != nil {
@@ -109,8 +109,8 @@ func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file
 	}
 	var errs v1alpha1.ErrorList
 	for _, o := range res.Objects {
-		if e := p.CheckObjectNamespace(o.GetKind(), o.GetName(), o.GetNamespace()); e != nil {
-			errs = append(errs, e)
+		if e := p.CheckObject(r.Tenancy, o.GroupVersionKind().Group, o.GetKind(), o.GetName(), o.GetNamespace()); e != nil {
+			errs = append(errs, placeObjectError(fsys, root, path.Dir(file), e, o.GetKind(), o.GetName()))
 		}
 	}
 	if len(errs) > 0 {

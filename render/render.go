@@ -113,6 +113,8 @@ type Renderer struct {
 	// MaxCacheBytes bounds the cached renders by their size; 0 means
 	// DefaultMaxCacheBytes.
 	MaxCacheBytes int64
+	// Tenancy is what a release may touch beyond its own namespace.
+	Tenancy v1alpha1.Tenancy
 
 	mu     sync.Mutex
 	cache  map[string]*build

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/sluice-dev/sluice/agent"
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
 	"github.com/sluice-dev/sluice/internal/egress"
@@ -27,6 +28,7 @@ import (
 func newDiffCommand() *cobra.Command {
 	var kubeconfig, kubeContext string
 	var f verbFlags
+	var tenancy v1alpha1.Tenancy
 	cmd := &cobra.Command{
 		Use:   "diff <release dir>",
 		Short: "Show what the agent would apply for a release, against the cluster",
@@ -47,11 +49,11 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			repo, p, head, err := loadReleaseArg(ctx, args[0])
+			repo, p, head, err := loadReleaseArg(ctx, args[0], tenancy)
 			if err != nil {
 				return &exitError{code: 2, msg: repo.display(err).Error()}
 			}
-			objs, inventory, err := desired(ctx, repo, &f, p, head)
+			objs, inventory, err := desired(ctx, repo, &f, p, head, tenancy)
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
@@ -59,7 +61,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 			if err != nil {
 				return &exitError{code: 2, msg: "kubeconfig: " + err.Error()}
 			}
-			m, err := reconcile.New(cfg, reconcile.Options{AllowClusterScoped: true})
+			m, err := reconcile.New(cfg, reconcile.Options{Tenancy: tenancy})
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
@@ -102,6 +104,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 	cmd.Flags().StringVar(&kubeContext, "context", "", "the kubeconfig context to use (default: the current one)")
 	cmd.Flags().StringVar(&f.statusBranch, "status-branch", gitsource.DefaultStatusBranch, "the branch the agent writes status to")
 	cmd.Flags().StringVar(&f.remote, "remote", "origin", "the remote to fetch status from")
+	agent.BindTenancyFlags(cmd.Flags(), &tenancy)
 	return cmd
 }
 
@@ -109,7 +112,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 // stands, with the agent's own function (strategy.Objects on
 // strategy.Current), and returns the status's inventory (nil without a
 // status: the live objects stand in for it).
-func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Parsed, head *render.Result) ([]*unstructured.Unstructured, reconcile.Inventory, error) {
+func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Parsed, head *render.Result, t v1alpha1.Tenancy) ([]*unstructured.Unstructured, reconcile.Inventory, error) {
 	root := repo.fs.Root()
 	c := &clone{dir: root, statusBranch: f.statusBranch, remote: f.remote}
 	headRev, _ := c.git("rev-parse", "HEAD")
@@ -132,7 +135,7 @@ func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Par
 		if err != nil {
 			return nil, nil, fmt.Errorf("the stable revision %s is not in this clone (git fetch it): %w", short(st.Stable.Revision), err)
 		}
-		var r render.Renderer
+		r := render.Renderer{Tenancy: t}
 		if _, stable, err = r.Load(ctx, tree, "/", p.File, ""); err != nil {
 			return nil, nil, fmt.Errorf("rendering the stable revision %s: %w", short(st.Stable.Revision), err)
 		}

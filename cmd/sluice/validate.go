@@ -9,11 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/agent"
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/render"
 )
 
 func newValidateCommand() *cobra.Command {
-	return &cobra.Command{
+	var tenancy v1alpha1.Tenancy
+	cmd := &cobra.Command{
 		Use:   "validate [path...]",
 		Short: "Check release files exactly as the agent does",
 		Long: `Validate parses every release.yaml at or below each path (a file is checked
@@ -29,7 +32,7 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			if len(args) == 0 {
 				args = []string{"."}
 			}
-			var r render.Renderer
+			r := render.Renderer{Tenancy: tenancy}
 			failed, checked, badPaths, skippedPaths := 0, 0, 0, 0
 			for _, arg := range args {
 				files, repo, err := releaseFiles(arg)
@@ -73,6 +76,8 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			return nil
 		},
 	}
+	agent.BindTenancyFlags(cmd.Flags(), &tenancy)
+	return cmd
 }
 
 // outsideReleases keeps the skipped paths that are not inside a release
@@ -124,6 +129,7 @@ func releaseFiles(arg string) ([]string, *localRepo, error) {
 
 func newRenderCommand() *cobra.Command {
 	var digest, versionDigest bool
+	var tenancy v1alpha1.Tenancy
 	cmd := &cobra.Command{
 		Use:   "render <release dir>",
 		Short: "Print a release's rendered manifests",
@@ -135,7 +141,7 @@ a canary tests (the workload's pod template and the ConfigMaps and Secrets it
 references).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, _, res, err := loadReleaseArg(cmd.Context(), args[0])
+			repo, _, res, err := loadReleaseArg(cmd.Context(), args[0], tenancy)
 			if err != nil {
 				return &exitError{code: 1, msg: repo.display(err).Error()}
 			}
@@ -153,5 +159,6 @@ references).`,
 	}
 	cmd.Flags().BoolVar(&digest, "digest", false, "print the digest of the whole render (sha256:...) instead of the YAML")
 	cmd.Flags().BoolVar(&versionDigest, "version-digest", false, "print the version digest (workload pod template + referenced config) instead of the YAML")
+	agent.BindTenancyFlags(cmd.Flags(), &tenancy)
 	return cmd
 }

@@ -21,9 +21,13 @@ func Git(t testing.TB, dir string, args ...string) string {
 
 // GitErr is Git that returns the error.
 func GitErr(dir string, args ...string) (string, error) {
+	return gitEnv(dir, nil, args...)
+}
+
+func gitEnv(dir string, env []string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), env...),
 		"GIT_AUTHOR_NAME=Human", "GIT_AUTHOR_EMAIL=human@example.com",
 		"GIT_COMMITTER_NAME=Human", "GIT_COMMITTER_EMAIL=human@example.com",
 		"GIT_CONFIG_NOSYSTEM=1", "HOME="+os.TempDir(),
@@ -66,6 +70,14 @@ func NewRepo(t testing.TB, root, name string, files map[string]string) *Repo {
 // commits them; it returns the commit id. Push with Push.
 func (r *Repo) Commit(t testing.TB, msg string, files map[string]string) string {
 	t.Helper()
+	r.write(t, files)
+	Git(t, r.Work, "commit", "-q", "--allow-empty", "-m", msg)
+	return Git(t, r.Work, "rev-parse", "HEAD")
+}
+
+// write writes files (path → content; "" deletes) and stages them.
+func (r *Repo) write(t testing.TB, files map[string]string) {
+	t.Helper()
 	for p, c := range files {
 		full := filepath.Join(r.Work, p)
 		if c == "" {
@@ -80,8 +92,6 @@ func (r *Repo) Commit(t testing.TB, msg string, files map[string]string) string 
 		}
 		Git(t, r.Work, "add", p)
 	}
-	Git(t, r.Work, "commit", "-q", "--allow-empty", "-m", msg)
-	return Git(t, r.Work, "rev-parse", "HEAD")
 }
 
 // Push pushes main (or the given refspec) from the work tree to the bare
