@@ -25,13 +25,13 @@ type Options struct {
 	Namespaces        []string
 	// Tenancy: the cluster-scoped kinds renders may hold, the protected
 	// namespaces releases may target all the same.
-	Tenancy v1alpha1.Tenancy
-	GitUsername           string
-	GitPasswordFile       string
-	SSHKeyFile            string
-	KnownHostsFile        string
-	Author                string
-	SigningKeyFile        string
+	Tenancy         v1alpha1.Tenancy
+	GitUsername     string
+	GitPasswordFile string
+	SSHKeyFile      string
+	KnownHostsFile  string
+	Author          string
+	SigningKeyFile  string
 	// VerifyCommits is head, all or off (""); TrustedKeysFiles hold the
 	// OpenPGP keys and SSH allowed signers it trusts.
 	VerifyCommits      string
