@@ -25,13 +25,16 @@ type Options struct {
 	Namespaces        []string
 	// Tenancy: the cluster-scoped kinds renders may hold, the protected
 	// namespaces releases may target all the same.
-	Tenancy         v1alpha1.Tenancy
-	GitUsername     string
-	GitPasswordFile string
-	SSHKeyFile      string
-	KnownHostsFile  string
-	Author          string
-	SigningKeyFile  string
+	Tenancy v1alpha1.Tenancy
+	// DefaultServiceAccount, in each release's namespace, is who releases
+	// without spec.serviceAccountName are applied as (empty: the agent).
+	DefaultServiceAccount string
+	GitUsername           string
+	GitPasswordFile       string
+	SSHKeyFile            string
+	KnownHostsFile        string
+	Author                string
+	SigningKeyFile        string
 	// VerifyCommits is head, all or off (""); TrustedKeysFiles hold the
 	// OpenPGP keys and SSH allowed signers it trusts.
 	VerifyCommits      string
@@ -65,6 +68,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fs.StringSliceVar(&o.Namespaces, "namespaces", nil, "namespaces releases may deploy to (default: all)")
 	BindTenancyFlags(fs, &o.Tenancy)
+	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", "", "ServiceAccount, in each release's namespace, that releases without spec.serviceAccountName are applied, pruned and read as (impersonation); empty: the agent's own identity")
 	fs.StringVar(&o.GitUsername, "git-username", "", "HTTP(S) username")
 	fs.StringVar(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTP(S) password or token")
 	fs.StringVar(&o.SSHKeyFile, "ssh-key-file", "", "SSH private key file")

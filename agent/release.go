@@ -12,6 +12,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
@@ -146,7 +147,13 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	if rel.Spec.Strategy.Manual() && st.Stable != nil && stableSpec.Spec.Strategy.Canary != nil {
 		in.StableSpecWeight = stableSpec.Spec.Strategy.Canary.Weight
 	}
-	in.Observed, err = a.observe(ctx, rel, st, head)
+	mgr, sa, err := a.managerFor(rel.Metadata.Namespace, rel.Spec.ServiceAccountName)
+	if err != nil {
+		log.Error("impersonation failed", zap.Error(err))
+		out.failed = true
+		return out
+	}
+	in.Observed, err = a.observe(ctx, mgr, rel, st, head)
 	if err != nil {
 		log.Error("observe failed", zap.Error(err))
 		out.failed = true
@@ -165,7 +172,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 
 	cc := strategy.NewCheckContext(rel, &st)
 	for _, name := range strategy.DueChecks(in) {
-		m := a.runner.Run(ctx, rel.Spec.CheckByName(name), cc)
+		m := a.runnerAs(mgr).Run(ctx, rel.Spec.CheckByName(name), cc)
 		a.metrics.checks.WithLabelValues(out.id, name, string(m.Outcome)).Inc()
 		log.Info("check measured", zap.String("check", name), zap.String("outcome", string(m.Outcome)), zap.String("value", m.Value))
 		in.Results = append(in.Results, m)
@@ -182,15 +189,17 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	applied := &reconcile.Result{Inventory: st.Inventory}
 	if plan.Suspended {
 		// Nothing is applied or pruned; drift is still reported.
-		a.reportDrift(ctx, log, set, st.Inventory)
+		a.reportDrift(ctx, mgr, log, set, st.Inventory)
 	} else {
-		applied, err = a.mgr.Apply(ctx, set, reconcile.ApplyOptions{})
+		applied, err = mgr.Apply(ctx, set, reconcile.ApplyOptions{})
 	}
 	if err != nil {
 		log.Error("apply failed; nothing written", zap.Error(err))
 		out.failed = true
 		out.phase = st.Phase
-		if errors.Is(err, reconcile.ErrRefused) {
+		if errors.Is(err, reconcile.ErrRefused) || apierrors.IsForbidden(err) {
+			// Terminal until the spec or the RBAC of the identity the
+			// release is applied as changes: said in the status.
 			next := st
 			next.Error = &v1alpha1.SpecError{File: file, Message: err.Error()}
 			next.Phase = v1alpha1.PhaseFailed
@@ -207,13 +216,14 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		applied.Inventory = reconcile.Union(st.Inventory, applied.Inventory)
 	}
 	if !plan.Suspended { // suspended: what was applied stays, nothing is pruned
-		if pruned, err := a.mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{Expected: trackCopy(applied.Inventory)}); err != nil {
+		if pruned, err := mgr.Prune(ctx, out.id, reconcile.Inventory(st.Inventory), applied.Inventory, reconcile.PruneOptions{Expected: trackCopy(applied.Inventory)}); err != nil {
 			log.Error("prune failed", zap.Error(err))
 		} else if len(pruned.Entries) > 0 {
 			log.Info("pruned", zap.Int("objects", len(pruned.Entries)), zap.Strings("previous", st.Inventory), zap.Strings("current", applied.Inventory), zap.String("entries", pruned.String()))
 		}
 	}
 	plan.Status.Inventory = applied.Inventory
+	plan.Status.ServiceAccount = sa
 	out.phase = plan.Status.Phase
 	out.wakeAt = plan.WakeAt
 	a.metrics.observe(out.id, plan.Status)
@@ -457,7 +467,7 @@ func trackCopy(current reconcile.Inventory) func(id string) bool {
 // baseline) is ready for traffic: its workload w Available and, while a
 // canary is in flight, every pod listed ready in its Service's
 // EndpointSlices (name makes its names).
-func (a *Agent) trackReady(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, w reconcile.Observation, name func(string) string) (bool, error) {
+func (a *Agent) trackReady(ctx context.Context, mgr *reconcile.Manager, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, w reconcile.Observation, name func(string) string) (bool, error) {
 	ready := w.Found && w.Status == status.CurrentStatus
 	if !ready || st.Canary == nil || r.Spec.Traffic == nil {
 		return ready, nil
@@ -465,7 +475,7 @@ func (a *Agent) trackReady(ctx context.Context, r *v1alpha1.Release, st v1alpha1
 	// Available is not enough: the data plane routes to what the track's
 	// Service's EndpointSlices list, so every pod must be listed ready
 	// there, and no pod on its way out, before traffic moves onto it.
-	n, other, err := a.mgr.Endpoints(ctx, r.Metadata.Namespace, name(r.Spec.Traffic.Service))
+	n, other, err := mgr.Endpoints(ctx, r.Metadata.Namespace, name(r.Spec.Traffic.Service))
 	if err != nil {
 		return false, err
 	}
@@ -473,10 +483,10 @@ func (a *Agent) trackReady(ctx context.Context, r *v1alpha1.Release, st v1alpha1
 }
 
 // observe reads what the cluster runs for the release.
-func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, head *render.Result) (strategy.Observed, error) {
+func (a *Agent) observe(ctx context.Context, mgr *reconcile.Manager, r *v1alpha1.Release, st v1alpha1.ReleaseStatus, head *render.Result) (strategy.Observed, error) {
 	ns, name := r.Metadata.Namespace, r.Spec.Workload.Name
 	var o strategy.Observed
-	stable, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, name)
+	stable, err := mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, name)
 	if err != nil {
 		return o, err
 	}
@@ -486,19 +496,19 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 		o.StableReady = stable.Status == status.CurrentStatus
 	}
 	if r.Spec.Strategy.Routed() {
-		canary, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, v1alpha1.CanaryName(name))
+		canary, err := mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, v1alpha1.CanaryName(name))
 		if err != nil {
 			return o, err
 		}
-		if o.CanaryReady, err = a.trackReady(ctx, r, st, canary, v1alpha1.CanaryName); err != nil {
+		if o.CanaryReady, err = a.trackReady(ctx, mgr, r, st, canary, v1alpha1.CanaryName); err != nil {
 			return o, err
 		}
 		if strategy.BaselineOn(&r.Spec, &st) {
-			baseline, err := a.mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, v1alpha1.BaselineName(name))
+			baseline, err := mgr.Observe(ctx, "apps/v1", r.Spec.Workload.Kind, ns, v1alpha1.BaselineName(name))
 			if err != nil {
 				return o, err
 			}
-			if o.BaselineReady, err = a.trackReady(ctx, r, st, baseline, v1alpha1.BaselineName); err != nil {
+			if o.BaselineReady, err = a.trackReady(ctx, mgr, r, st, baseline, v1alpha1.BaselineName); err != nil {
 				return o, err
 			}
 		}
@@ -506,13 +516,13 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 			o.Failed, o.Message = true, canary.Message
 		}
 		if (st.Canary != nil || st.DrainUntil != nil) && head.Route != nil {
-			if o.RouteRejected, o.RoutePending, err = a.mgr.RouteVerdict(ctx, head.Route.GetAPIVersion(), head.Route.GetKind(), ns, head.Route.GetName()); err != nil {
+			if o.RouteRejected, o.RoutePending, err = mgr.RouteVerdict(ctx, head.Route.GetAPIVersion(), head.Route.GetKind(), ns, head.Route.GetName()); err != nil {
 				return o, err
 			}
 		}
 		if st.Canary != nil && head.Route != nil && r.Spec.Strategy.Mirrors() {
 			// Asked only while a canary that may mirror is in flight.
-			if o.MirrorUnsupported, err = a.mgr.Unsupported(ctx, head.Route, reconcile.FeatureRequestMirror); err != nil {
+			if o.MirrorUnsupported, err = mgr.Unsupported(ctx, head.Route, reconcile.FeatureRequestMirror); err != nil {
 				return o, err
 			}
 		}
@@ -524,8 +534,8 @@ func (a *Agent) observe(ctx context.Context, r *v1alpha1.Release, st v1alpha1.Re
 
 // reportDrift logs and counts what applying a suspended release would
 // change, without changing it.
-func (a *Agent) reportDrift(ctx context.Context, log *zap.Logger, set reconcile.Set, inventory []string) {
-	entries, err := a.mgr.Diff(ctx, set, reconcile.Inventory(inventory))
+func (a *Agent) reportDrift(ctx context.Context, mgr *reconcile.Manager, log *zap.Logger, set reconcile.Set, inventory []string) {
+	entries, err := mgr.Diff(ctx, set, reconcile.Inventory(inventory))
 	if err != nil {
 		log.Warn("suspended; drift unknown", zap.Error(err))
 		return

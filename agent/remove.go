@@ -107,7 +107,14 @@ func (a *Agent) removeRelease(ctx context.Context, statusFile string, statusTree
 		}
 		return ok
 	}
-	cs, err := a.mgr.Remove(ctx, id, reconcile.Inventory(st.Inventory))
+	// Removed as the identity that applied it.
+	ns, name, _ := strings.Cut(st.ServiceAccount, "/")
+	mgr, _, err := a.managerFor(ns, name)
+	if err != nil {
+		log.Error("impersonation failed", zap.Error(err))
+		return false
+	}
+	cs, err := mgr.Remove(ctx, id, reconcile.Inventory(st.Inventory))
 	if err != nil {
 		log.Error("removing the release's objects failed; retried next pass", zap.Error(err))
 		return false

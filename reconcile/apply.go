@@ -67,8 +67,12 @@ func (m *Manager) Apply(ctx context.Context, set Set, opts ApplyOptions) (*Resul
 }
 
 // ensureNamespace creates the release's namespace when it is missing (the
-// allowlist was checked by prepare).
+// allowlist was checked by prepare). Impersonating a ServiceAccount it does
+// nothing: the account lives in the namespace, so the namespace exists.
 func (m *Manager) ensureNamespace(ctx context.Context, set Set) error {
+	if m.agent != nil {
+		return nil
+	}
 	var ns corev1.Namespace
 	err := m.client.Get(ctx, client.ObjectKey{Name: set.Namespace}, &ns)
 	if err == nil {

@@ -58,6 +58,12 @@ type Manager struct {
 	opts   Options
 	// watch, once WatchWorkloads ran, answers Observe for Deployments.
 	watch atomic.Pointer[workloadCache]
+	cfg   *rest.Config
+	// agent is, for a Manager made by As, the agent's own one (nil on it);
+	// as holds the agent's impersonating Managers by user.
+	agent *Manager
+	asMu  sync.Mutex
+	as    map[string]*Manager
 }
 
 // quietControllerRuntime silences controller-runtime's complaint that no
@@ -91,7 +97,7 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
 	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "sluice.dev"})
 	rm.SetConcurrency(opts.Concurrency)
-	return &Manager{rm: rm, client: c, mapper: mapper, opts: opts}, nil
+	return &Manager{rm: rm, client: c, mapper: mapper, opts: opts, cfg: cfg}, nil
 }
 
 // Client is the controller-runtime client the manager uses.

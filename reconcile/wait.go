@@ -98,7 +98,11 @@ type Observation struct {
 // Observe reads one object and computes its kstatus.
 func (m *Manager) Observe(ctx context.Context, apiVersion, kind, namespace, name string) (Observation, error) {
 	live := &unstructured.Unstructured{}
-	if wc := m.watch.Load(); wc != nil && apiVersion == "apps/v1" && kind == "Deployment" {
+	watcher := m
+	if m.agent != nil {
+		watcher = m.agent // the agent watches every release's Deployments
+	}
+	if wc := watcher.watch.Load(); wc != nil && apiVersion == "apps/v1" && kind == "Deployment" {
 		if obj, found, answered := wc.get(namespace, name); answered {
 			if !found {
 				return Observation{}, nil

@@ -74,6 +74,11 @@ type ReleaseStatus struct {
 	DrainUntil       *time.Time `json:"drainUntil,omitempty"`
 	ObservedRevision string     `json:"observedRevision,omitempty"`
 	Inventory        []string   `json:"inventory,omitempty"`
+	// ServiceAccount is who the inventory was applied as
+	// ("<namespace>/<name>", empty: the agent itself): its objects are
+	// pruned and removed as the same identity, even once the release file
+	// that named it is gone.
+	ServiceAccount string `json:"serviceAccount,omitempty"`
 }
 
 // Revision is a commit and the digest of what it renders to.

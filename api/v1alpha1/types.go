@@ -61,6 +61,12 @@ type ReleaseSpec struct {
 	// transition is made, timers stop. false resumes it; the time spent
 	// suspended does not count against a running pause.
 	Suspend bool `json:"suspend,omitempty"`
+	// ServiceAccountName, in the release's namespace, is who the agent
+	// applies, prunes and reads the release's objects as (Kubernetes
+	// impersonation), so the release can do only what that account's RBAC
+	// allows. Empty: the agent's --default-service-account, else the
+	// agent's own identity.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // Source locates the kustomization of a release.

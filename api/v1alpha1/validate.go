@@ -112,6 +112,9 @@ func (v *validator) release() {
 		v.errorf("spec.workload.kind", "must be Deployment, got %q", s.Workload.Kind)
 	}
 	v.dnsName("spec.workload.name", s.Workload.Name, false)
+	if s.ServiceAccountName != "" {
+		v.dnsName("spec.serviceAccountName", s.ServiceAccountName, false)
+	}
 	v.checks()
 	v.strategy()
 	v.analysis()
