@@ -130,7 +130,7 @@ func newWorldOn(t *testing.T, cl *testcluster.Cluster, names []string, replace .
 // agentArgs are the flags of an agent for this world.
 func (w *world) agentArgs(extra ...string) []string {
 	return append([]string{"agent", "--repo", w.srv.RepoURL(w.repo.Name), "--git-username", "sluice",
-		"--git-password-file", w.pw, "--kubeconfig", w.cl.Kubeconfig, "--interval", "500ms",
+		"--git-password-file", w.pw, "--kubeconfig", agentKubeconfig(w.t, w.cl), "--interval", "500ms",
 		"--namespaces", w.ns, "--cache-dir", filepath.Join(w.t.TempDir(), "cache"), "--listen", "",
 		"--log-format", "console"}, extra...)
 }

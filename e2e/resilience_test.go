@@ -36,7 +36,7 @@ func TestTwoAgentsLeaderElection(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, []string{"canary"}, "duration: 30s", "duration: 5s")
 	gatedCanary(w)
-	lease := cluster.Namespace(t)
+	lease := w.leaseNamespace()
 	ports, err := testcluster.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func metricSum(t *testing.T, addr, name string) float64 {
 func TestHookReachesTheLeaderThroughAFollower(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, []string{"rolling"})
-	lease := cluster.Namespace(t)
+	lease := w.leaseNamespace()
 	ports, err := testcluster.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)

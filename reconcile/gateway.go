@@ -21,7 +21,14 @@ const FeatureRequestMirror = "HTTPRouteRequestMirror"
 // filter they do not carry out (Traefik v3.6 answers 500 to every request
 // on a rule with a RequestMirror, and says Accepted=True) still leave it out
 // of supportedFeatures; this is how sluice hears it before users do.
+//
+// Gateways and GatewayClasses are the cluster's infrastructure, not the
+// release's objects: they are read as the agent, also when m impersonates.
 func (m *Manager) Unsupported(ctx context.Context, route *unstructured.Unstructured, feature string) (string, error) {
+	infra := m.client
+	if m.agent != nil {
+		infra = m.agent.client
+	}
 	parents, _, _ := unstructured.NestedSlice(route.Object, "spec", "parentRefs")
 	for _, p := range parents {
 		ref, _ := p.(map[string]any)
@@ -36,7 +43,7 @@ func (m *Manager) Unsupported(ctx context.Context, route *unstructured.Unstructu
 		gw := &unstructured.Unstructured{}
 		gw.SetAPIVersion("gateway.networking.k8s.io/v1")
 		gw.SetKind("Gateway")
-		if err := m.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gw); err != nil {
+		if err := infra.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gw); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // the route's own status says so
 			}
@@ -46,7 +53,7 @@ func (m *Manager) Unsupported(ctx context.Context, route *unstructured.Unstructu
 		gc := &unstructured.Unstructured{}
 		gc.SetAPIVersion("gateway.networking.k8s.io/v1")
 		gc.SetKind("GatewayClass")
-		if err := m.client.Get(ctx, client.ObjectKey{Name: className}, gc); err != nil {
+		if err := infra.Get(ctx, client.ObjectKey{Name: className}, gc); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
 	"github.com/sluice-dev/sluice/internal/testcluster"
 )
 
@@ -18,23 +21,97 @@ func TestDeployManifests(t *testing.T) {
 	}
 	// A server-side dry run cannot create the namespace the other objects
 	// go into, so it exists first, as after a real apply of namespace.yaml.
-	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/namespace.yaml").CombinedOutput(); err != nil {
+	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("namespace: %v\n%s", err, out)
 	}
-	out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-k", "../../deploy/", "--dry-run=server", "--server-side").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl apply -k deploy/ --dry-run=server: %v\n%s", err, out)
-	}
-	for _, want := range []string{"namespace/sluice-system", "deployment.apps/sluice", "clusterrole.rbac.authorization.k8s.io/sluice", "networkpolicy.networking.k8s.io/sluice", "role.rbac.authorization.k8s.io/sluice-leader-election"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("dry run did not cover %s:\n%s", want, out)
+	for _, dir := range []string{"../../deploy/", "../../deploy/tenancy/"} {
+		out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-k", dir, "--dry-run=server", "--server-side").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl apply -k %s --dry-run=server: %v\n%s", dir, err, out)
+		}
+		for _, want := range []string{"namespace/sluice-system", "deployment.apps/sluice", "clusterrole.rbac.authorization.k8s.io/sluice", "networkpolicy.networking.k8s.io/sluice", "role.rbac.authorization.k8s.io/sluice-leader-election"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("dry run of %s did not cover %s:\n%s", dir, want, out)
+			}
+		}
+		rules, err := exec.Command(kubectl, "kustomize", dir).Output()
+		if err != nil {
+			t.Fatalf("kubectl kustomize %s: %v", dir, err)
+		}
+		if strings.Contains(string(rules), `"*"`) || strings.Contains(string(rules), "- '*'") {
+			t.Errorf("%s: RBAC uses a wildcard", dir)
 		}
 	}
-	rules, err := exec.Command(kubectl, "kustomize", "../../deploy/").Output()
+	// What each mode lets the agent do, counted as verb × resource pairs of
+	// the rules aggregated into its ClusterRole.
+	def, tenancy := agentRules(t, kubectl, "../../deploy/"), agentRules(t, kubectl, "../../deploy/tenancy/")
+	t.Logf("rbac: the agent's ClusterRole grants %d verb×resource pairs in the default mode, %d in deploy/tenancy/", len(def), len(tenancy))
+	for _, want := range []string{"create secrets", "create networkpolicies.networking.k8s.io", "create horizontalpodautoscalers.autoscaling", "create ingresses.networking.k8s.io", "create roles.rbac.authorization.k8s.io", "create poddisruptionbudgets.policy"} {
+		if !def[want] {
+			t.Errorf("the default mode cannot %s", want)
+		}
+	}
+	for pair := range tenancy {
+		verb, res, _ := strings.Cut(pair, " ")
+		if strings.HasPrefix(res, "secrets") || verb != "get" && verb != "list" && verb != "watch" && res != "events" && verb != "impersonate" {
+			t.Errorf("deploy/tenancy/ lets the agent %s", pair)
+		}
+	}
+	if !tenancy["impersonate serviceaccounts/sluice-deployer"] {
+		t.Errorf("deploy/tenancy/ cannot impersonate sluice-deployer: %v", tenancy)
+	}
+	// A tenant's binding names its own namespace's account.
+	tenant, err := exec.Command(kubectl, "kustomize", "../../deploy/tenancy/tenant/").Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize deploy/: %v", err)
+		t.Fatal(err)
 	}
-	if strings.Contains(string(rules), `"*"`) || strings.Contains(string(rules), "- '*'") {
-		t.Error("RBAC uses a wildcard")
+	if !strings.Contains(string(tenant), "name: sluice-deployer\n  namespace: shop") {
+		t.Errorf("deploy/tenancy/tenant/: the RoleBinding's subject is not shop's sluice-deployer:\n%s", tenant)
 	}
+}
+
+// agentRules lists "verb resource[.group][/name]" for every rule the
+// agent's aggregated ClusterRole gets from the kustomization dir.
+func agentRules(t *testing.T, kubectl, dir string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+	}
+	objs, err := testcluster.DecodeYAML(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" || o.GetLabels()["sluice.dev/aggregate-to-agent"] != "true" {
+			continue
+		}
+		var cr rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &cr); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range cr.Rules {
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					if g != "" {
+						res += "." + g
+					}
+					names := r.ResourceNames
+					if len(names) == 0 {
+						names = []string{""}
+					}
+					for _, n := range names {
+						for _, v := range r.Verbs {
+							pairs[strings.TrimSuffix(v+" "+res+"/"+n, "/")] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		t.Fatalf("%s: no rules aggregate into the agent's ClusterRole", dir)
+	}
+	return pairs
 }

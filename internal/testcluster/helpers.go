@@ -6,15 +6,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 var apiextensionsCRDs = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -134,4 +137,21 @@ func (l *Lazy) Stop() {
 	if l.cluster != nil {
 		l.cluster.Stop()
 	}
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig that authenticates as the
+// ServiceAccount ns/name with a token from the TokenRequest API (valid a
+// day), as a pod of that account would, and returns its path.
+func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, ns, name string) (string, error) {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return "", err
+	}
+	day := int64(24 * 60 * 60)
+	tok, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &day}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for %s/%s: %w", ns, name, err)
+	}
+	path := filepath.Join(c.Dir, fmt.Sprintf("sa-%s-%s.kubeconfig", ns, name))
+	return path, writeKubeconfig(path, &rest.Config{Host: c.Config.Host, BearerToken: tok.Status.Token})
 }
