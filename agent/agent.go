@@ -183,6 +183,11 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		return nil, err
 	}
 	ag.renderer.Tenancy = opts.Tenancy
+	if len(opts.SOPSAgeKeyFiles) > 0 {
+		if ag.renderer.Decryptor, err = render.LoadAgeKeys(opts.SOPSAgeKeyFiles...); err != nil {
+			return nil, fmt.Errorf("--sops-age-key-file: %w", err)
+		}
+	}
 	ag.runner.Secrets = mgr // checks' credentials, from their release's namespace
 	ag.runner.PrometheusAddress = opts.PrometheusAddress
 	ag.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_render_cache_hits_total", Help: "Renders answered from the cache."},

@@ -26,6 +26,9 @@ type Options struct {
 	// Tenancy: the cluster-scoped kinds renders may hold, the protected
 	// namespaces releases may target all the same.
 	Tenancy v1alpha1.Tenancy
+	// SOPSAgeKeyFiles hold the age identities SOPS-encrypted files in
+	// releases are decrypted with.
+	SOPSAgeKeyFiles []string
 	// DefaultServiceAccount, in each release's namespace, is who releases
 	// without spec.serviceAccountName are applied as (empty: the agent).
 	DefaultServiceAccount string
@@ -68,6 +71,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 	fs.StringSliceVar(&o.Namespaces, "namespaces", nil, "namespaces releases may deploy to (default: all)")
 	BindTenancyFlags(fs, &o.Tenancy)
+	fs.StringArrayVar(&o.SOPSAgeKeyFiles, "sops-age-key-file", nil, "age identities (age-keygen's AGE-SECRET-KEY-1... lines; mount a Secret) that decrypt SOPS-encrypted YAML files in releases as they render; repeatable")
 	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", "", "ServiceAccount, in each release's namespace, that releases without spec.serviceAccountName are applied, pruned and read as (impersonation); empty: the agent's own identity")
 	fs.StringVar(&o.GitUsername, "git-username", "", "HTTP(S) username")
 	fs.StringVar(&o.GitPasswordFile, "git-password-file", "", "file holding the HTTP(S) password or token")

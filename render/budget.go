@@ -70,6 +70,8 @@ type budgetFS struct {
 	b        Budgets
 	display  func(string) string
 	deadline time.Time
+	// decrypt opens SOPS-encrypted YAML files (nil: they are refused).
+	decrypt *Decryptor
 
 	mu    sync.Mutex
 	bytes int64
@@ -113,6 +115,17 @@ func (f *budgetFS) ReadFile(p string) ([]byte, error) {
 	}
 	if err := f.charge(p, data); err != nil {
 		return nil, err
+	}
+	if isYAMLName(p) && IsSOPS(data) {
+		d := f.decrypt
+		if d == nil {
+			d = &Decryptor{}
+		}
+		plain, err := d.Decrypt(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.display(p), err)
+		}
+		return plain, nil
 	}
 	return data, nil
 }

@@ -115,6 +115,9 @@ type Renderer struct {
 	MaxCacheBytes int64
 	// Tenancy is what a release may touch beyond its own namespace.
 	Tenancy v1alpha1.Tenancy
+	// Decryptor opens SOPS-encrypted files as the build reads them; nil
+	// refuses them, naming the file.
+	Decryptor *Decryptor
 
 	mu     sync.Mutex
 	cache  map[string]*build
@@ -237,6 +240,7 @@ func (r *Renderer) build(in Input) (*build, error) {
 	}
 	// Every file the build reads is charged to its budgets first.
 	bfs := newBudgetFS(in.FS, r.Budgets, display)
+	bfs.decrypt = r.Decryptor
 	if err := checkSources(bfs, dir, display); err != nil {
 		if berr := bfs.exceeded(); berr != nil {
 			return nil, v1alpha1.ErrorList{{File: display(kf), Message: berr.Error()}}

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/sluice-dev/sluice/agent"
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
 	"github.com/sluice-dev/sluice/internal/egress"
@@ -28,7 +27,7 @@ import (
 func newDiffCommand() *cobra.Command {
 	var kubeconfig, kubeContext string
 	var f verbFlags
-	var tenancy v1alpha1.Tenancy
+	var rf renderFlags
 	cmd := &cobra.Command{
 		Use:   "diff <release dir>",
 		Short: "Show what the agent would apply for a release, against the cluster",
@@ -49,11 +48,15 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			repo, p, head, err := loadReleaseArg(ctx, args[0], tenancy)
+			r, err := rf.renderer()
+			if err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
+			repo, p, head, err := loadReleaseArg(ctx, args[0], r)
 			if err != nil {
 				return &exitError{code: 2, msg: repo.display(err).Error()}
 			}
-			objs, inventory, err := desired(ctx, repo, &f, p, head, tenancy)
+			objs, inventory, err := desired(ctx, repo, &f, p, head, r)
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
@@ -61,7 +64,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 			if err != nil {
 				return &exitError{code: 2, msg: "kubeconfig: " + err.Error()}
 			}
-			m, err := reconcile.New(cfg, reconcile.Options{Tenancy: tenancy})
+			m, err := reconcile.New(cfg, reconcile.Options{Tenancy: rf.tenancy})
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
@@ -104,7 +107,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 	cmd.Flags().StringVar(&kubeContext, "context", "", "the kubeconfig context to use (default: the current one)")
 	cmd.Flags().StringVar(&f.statusBranch, "status-branch", gitsource.DefaultStatusBranch, "the branch the agent writes status to")
 	cmd.Flags().StringVar(&f.remote, "remote", "origin", "the remote to fetch status from")
-	agent.BindTenancyFlags(cmd.Flags(), &tenancy)
+	rf.bind(cmd.Flags())
 	return cmd
 }
 
@@ -112,7 +115,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 // stands, with the agent's own function (strategy.Objects on
 // strategy.Current), and returns the status's inventory (nil without a
 // status: the live objects stand in for it).
-func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Parsed, head *render.Result, t v1alpha1.Tenancy) ([]*unstructured.Unstructured, reconcile.Inventory, error) {
+func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Parsed, head *render.Result, r *render.Renderer) ([]*unstructured.Unstructured, reconcile.Inventory, error) {
 	root := repo.fs.Root()
 	c := &clone{dir: root, statusBranch: f.statusBranch, remote: f.remote}
 	headRev, _ := c.git("rev-parse", "HEAD")
@@ -135,7 +138,6 @@ func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Par
 		if err != nil {
 			return nil, nil, fmt.Errorf("the stable revision %s is not in this clone (git fetch it): %w", short(st.Stable.Revision), err)
 		}
-		r := render.Renderer{Tenancy: t}
 		if _, stable, err = r.Load(ctx, tree, "/", p.File, ""); err != nil {
 			return nil, nil, fmt.Errorf("rendering the stable revision %s: %w", short(st.Stable.Revision), err)
 		}

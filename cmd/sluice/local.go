@@ -94,7 +94,7 @@ func (l *localRepo) displayPath(p string) string {
 // loadReleaseArg parses and renders the release a path argument names: a
 // release directory or a release file. The repository is returned even on
 // error (when found) so errors can be shown relative to it.
-func loadReleaseArg(ctx context.Context, arg string, t v1alpha1.Tenancy) (*localRepo, *v1alpha1.Parsed, *render.Result, error) {
+func loadReleaseArg(ctx context.Context, arg string, r *render.Renderer) (*localRepo, *v1alpha1.Parsed, *render.Result, error) {
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
 		arg = filepath.Join(arg, render.ReleaseFile)
 	}
@@ -106,7 +106,6 @@ func loadReleaseArg(ctx context.Context, arg string, t v1alpha1.Tenancy) (*local
 	if err != nil {
 		return repo, nil, nil, err
 	}
-	r := render.Renderer{Tenancy: t}
 	p, res, err := r.Load(ctx, repo.fs, repo.fs.Root(), rel, "")
 	return repo, p, res, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/sluice-dev/sluice/internal/gitserver"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,5 +220,43 @@ func TestValidateAndRenderAgreeOnBadEntries(t *testing.T) {
 				t.Errorf("a release beside it no longer renders: %s", errs)
 			}
 		})
+	}
+}
+
+// TestRenderSOPS: an encrypted Secret renders with the age key from
+// SOPS_AGE_KEY_FILE or --sops-age-key-file, its values masked unless
+// --show-secrets; without a key, render and validate name the file.
+func TestRenderSOPS(t *testing.T) {
+	dir := t.TempDir()
+	gitserver.Git(t, dir, "init", "-q")
+	copyTree(t, "../../examples/releases/demo/rolling", filepath.Join(dir, "releases/demo/rolling"))
+	enc, err := os.ReadFile("../../testdata/sops/secret.enc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := filepath.Join(dir, "releases/demo/rolling")
+	os.WriteFile(filepath.Join(rel, "db.sops.yaml"), enc, 0o644)
+	k, _ := os.ReadFile(filepath.Join(rel, "kustomization.yaml"))
+	os.WriteFile(filepath.Join(rel, "kustomization.yaml"), []byte(strings.Replace(string(k), "resources:\n", "resources:\n- db.sops.yaml\n", 1)), 0o644)
+	key, _ := filepath.Abs("../../testdata/sops/test.agekey")
+
+	out, errs, code := run(t, dir, "render", "releases/demo/rolling", "--sops-age-key-file", key)
+	if code != 0 || !strings.Contains(out, "password: '***'") || strings.Contains(out, "s3cr3t-value") {
+		t.Errorf("render: exit %d %s\n%s", code, errs, out)
+	}
+	t.Setenv("SOPS_AGE_KEY_FILE", key)
+	out, errs, code = run(t, dir, "render", "releases/demo/rolling", "--show-secrets")
+	if code != 0 || !strings.Contains(out, "s3cr3t-value") {
+		t.Errorf("render --show-secrets: exit %d %s\n%s", code, errs, out)
+	}
+	if _, errs, code := run(t, dir, "validate", "releases"); code != 0 {
+		t.Errorf("validate with the key: exit %d %s", code, errs)
+	}
+	t.Setenv("SOPS_AGE_KEY_FILE", "")
+	for _, verb := range []string{"render", "validate"} {
+		_, errs, code := run(t, dir, verb, "releases/demo/rolling")
+		if code != 1 || !strings.Contains(errs, "releases/demo/rolling/db.sops.yaml: encrypted with SOPS for age1") {
+			t.Errorf("%s without a key: exit %d %s", verb, code, errs)
+		}
 	}
 }

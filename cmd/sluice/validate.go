@@ -9,13 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-dev/sluice/agent"
-	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/render"
 )
 
 func newValidateCommand() *cobra.Command {
-	var tenancy v1alpha1.Tenancy
+	var rf renderFlags
 	cmd := &cobra.Command{
 		Use:   "validate [path...]",
 		Short: "Check release files exactly as the agent does",
@@ -32,7 +30,10 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			if len(args) == 0 {
 				args = []string{"."}
 			}
-			r := render.Renderer{Tenancy: tenancy}
+			r, err := rf.renderer()
+			if err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
 			failed, checked, badPaths, skippedPaths := 0, 0, 0, 0
 			for _, arg := range args {
 				files, repo, err := releaseFiles(arg)
@@ -76,7 +77,7 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			return nil
 		},
 	}
-	agent.BindTenancyFlags(cmd.Flags(), &tenancy)
+	rf.bind(cmd.Flags())
 	return cmd
 }
 
@@ -128,8 +129,8 @@ func releaseFiles(arg string) ([]string, *localRepo, error) {
 }
 
 func newRenderCommand() *cobra.Command {
-	var digest, versionDigest bool
-	var tenancy v1alpha1.Tenancy
+	var digest, versionDigest, showSecrets bool
+	var rf renderFlags
 	cmd := &cobra.Command{
 		Use:   "render <release dir>",
 		Short: "Print a release's rendered manifests",
@@ -141,7 +142,11 @@ a canary tests (the workload's pod template and the ConfigMaps and Secrets it
 references).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, _, res, err := loadReleaseArg(cmd.Context(), args[0], tenancy)
+			r, err := rf.renderer()
+			if err != nil {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			repo, _, res, err := loadReleaseArg(cmd.Context(), args[0], r)
 			if err != nil {
 				return &exitError{code: 1, msg: repo.display(err).Error()}
 			}
@@ -153,12 +158,19 @@ references).`,
 				fmt.Fprintln(cmd.OutOrStdout(), res.VersionDigest)
 				return nil
 			}
-			_, err = cmd.OutOrStdout().Write(res.YAML)
+			out := res.YAML
+			if !showSecrets {
+				if out, err = res.MaskedYAML(); err != nil {
+					return err
+				}
+			}
+			_, err = cmd.OutOrStdout().Write(out)
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&digest, "digest", false, "print the digest of the whole render (sha256:...) instead of the YAML")
 	cmd.Flags().BoolVar(&versionDigest, "version-digest", false, "print the version digest (workload pod template + referenced config) instead of the YAML")
-	agent.BindTenancyFlags(cmd.Flags(), &tenancy)
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print Secrets' values (masked as *** otherwise)")
+	rf.bind(cmd.Flags())
 	return cmd
 }

@@ -147,7 +147,11 @@ func validateEdit(ctx context.Context, dir, file string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	var r render.Renderer
+	rf := renderFlags{ageKeys: ageKeyEnv()}
+	r, err := rf.renderer()
+	if err != nil {
+		return err
+	}
 	_, err = r.Render(ctx, render.Input{FS: fsys, Root: fsys.Root(), Release: p})
 	return err
 }

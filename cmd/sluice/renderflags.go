@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sluice-dev/sluice/agent"
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/render"
+)
+
+// renderFlags are the agent's flags that change what a render accepts,
+// taken by validate, render and diff so that a pull request is checked as
+// the agent will check it.
+type renderFlags struct {
+	tenancy v1alpha1.Tenancy
+	ageKeys []string
+}
+
+func (f *renderFlags) bind(fs *pflag.FlagSet) {
+	agent.BindTenancyFlags(fs, &f.tenancy)
+	fs.StringArrayVar(&f.ageKeys, "sops-age-key-file", ageKeyEnv(), "age identities that decrypt SOPS-encrypted files (default $SOPS_AGE_KEY_FILE); repeatable")
+}
+
+// ageKeyEnv is sops' own SOPS_AGE_KEY_FILE, when set.
+func ageKeyEnv() []string {
+	if f := os.Getenv("SOPS_AGE_KEY_FILE"); f != "" {
+		return []string{f}
+	}
+	return nil
+}
+
+// renderer is a Renderer with the flags' tenancy and age keys.
+func (f *renderFlags) renderer() (*render.Renderer, error) {
+	r := &render.Renderer{Tenancy: f.tenancy}
+	if len(f.ageKeys) > 0 {
+		d, err := render.LoadAgeKeys(f.ageKeys...)
+		if err != nil {
+			return r, err
+		}
+		r.Decryptor = d
+	}
+	return r, nil
+}
