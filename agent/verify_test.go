@@ -187,3 +187,48 @@ func waitEvent(t *testing.T, ctx context.Context, ns, name, reason, says string)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestUnsignedApprovalIsIgnored: under --verify-commits=head a gate
+// approval pushed in an unsigned commit does not open the gate (the head
+// is refused, the canary waits where it was); once a trusted key signs a
+// head above it, that signer vouches for the tree and the gate opens.
+func TestUnsignedApprovalIsIgnored(t *testing.T) {
+	ctx := context.Background()
+	alice := gitserver.SSHKey(t, "alice@example.com", "")
+	signers := filepath.Join(t.TempDir(), "allowed_signers")
+	os.WriteFile(signers, []byte(alice.Trusted), 0o644)
+	files := fixture(t, "NAMESPACE", "canary")
+	const steps = "      - setWeight: 20\n      - pause: {gate: ship}\n      - setWeight: 100\n"
+	files["releases/NAMESPACE/canary/release.yaml"] = canaryWith(steps, "")
+	e := newEnv(t, files, func(o *Options) { o.VerifyCommits, o.TrustedKeysFiles = "head", []string{signers} })
+	rel, dir := e.ns+"/canary", "releases/"+e.ns+"/canary/"
+	e.repo.CommitSigned(t, alice, "signed install", nil)
+	e.repo.Push(t)
+	e.passUntil(rel, 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded }, nil)
+	dep := files["releases/NAMESPACE/canary/deployment.yaml"]
+	bump := e.repo.CommitSigned(t, alice, "6.7.1", map[string]string{dir + "deployment.yaml": strings.Replace(dep, "podinfo:6.7.0", "podinfo:6.7.1", 1)})
+	e.repo.Push(t)
+	e.passUntil(rel, 60*time.Second, func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhasePaused && strings.Contains(s.Message, "ship")
+	}, nil)
+
+	approved := strings.ReplaceAll(canaryWith(steps, "  gates:\n    approved:\n    - {gate: ship, revision: "+bump[:7]+"}\n"), "NAMESPACE", e.ns)
+	unsigned := e.repo.Commit(t, "approve ship", map[string]string{dir + "release.yaml": approved})
+	e.repo.Push(t)
+	for range 3 {
+		if _, err := e.agent.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.status(rel)
+	if st.Phase != v1alpha1.PhasePaused || st.Step != 2 {
+		t.Fatalf("an unsigned approval moved the canary: phase %s step %d", st.Phase, st.Step)
+	}
+	if !strings.Contains(st.Message, "commit "+short(unsigned)) || !strings.Contains(st.Message, "not signed") {
+		t.Errorf("status message %q does not name the unsigned approval", st.Message)
+	}
+	// A signed head above it vouches for the tree, the approval included.
+	e.repo.CommitSigned(t, alice, "alice vouches for the approval", nil)
+	e.repo.Push(t)
+	e.passUntil(rel, 60*time.Second, func(s v1alpha1.ReleaseStatus) bool { return s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil }, nil)
+}

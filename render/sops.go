@@ -20,8 +20,8 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	sigsyaml "sigs.k8s.io/yaml"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // SOPS: files encrypted with sops (getsops/sops) and an age key are
