@@ -6,9 +6,6 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
-var phases = []v1alpha1.Phase{v1alpha1.PhaseIdle, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhasePromoting,
-	v1alpha1.PhaseSucceeded, v1alpha1.PhaseAborted, v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed, v1alpha1.PhaseRemoved}
-
 type metrics struct {
 	reg          *prometheus.Registry
 	passDuration prometheus.Histogram
@@ -73,7 +70,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) observe(id string, st v1alpha1.ReleaseStatus) {
-	for _, p := range phases {
+	for _, p := range v1alpha1.Phases() {
 		v := 0.0
 		if p == st.Phase {
 			v = 1

@@ -20,6 +20,11 @@ const (
 	PhaseRemoved Phase = "Removed"
 )
 
+// Phases lists every phase, in the order a rollout meets them.
+func Phases() []Phase {
+	return []Phase{PhaseIdle, PhaseProgressing, PhasePaused, PhasePromoting, PhaseSucceeded, PhaseAborted, PhaseRolledBack, PhaseFailed, PhaseRemoved}
+}
+
 // ReleaseStatus is what the agent writes to status.yaml on the status
 // branch after every transition. People do not edit it.
 type ReleaseStatus struct {

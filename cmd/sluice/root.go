@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -24,6 +25,7 @@ rollback.
 
 A release lives in releases/<namespace>/<name>/release.yaml next to its
 kustomization. See docs/release-reference.md for the file format.`,
+		Version:       currentBuild().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -36,25 +38,66 @@ kustomization. See docs/release-reference.md for the file format.`,
 			}
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newAgentCommand(), newValidateCommand(), newRenderCommand(), newDiffCommand(),
 		newApproveCommand(), newAbortCommand(), newPromoteCommand(), newSetWeightCommand(),
 		newRetryCommand(), newSuspendCommand(true), newSuspendCommand(false),
-		newStatusCommand(), newHistoryCommand(), newVersionCommand())
+		newStatusCommand(), newHistoryCommand(), newWaitCommand(), newVersionCommand())
 	return root
 }
 
+// buildInfo is what sluice version prints.
+type buildInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
+
+// commit and date are set at build time with -ldflags "-X main.commit=...";
+// otherwise Go's VCS stamp of the build says them.
+var commit, date string
+
+func currentBuild() buildInfo {
+	b := buildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if b.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			b.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && b.Commit == "":
+				b.Commit = s.Value
+			case s.Key == "vcs.time" && b.Date == "":
+				b.Date = s.Value
+			}
+		}
+	}
+	if b.Commit == "" {
+		b.Commit = "unknown"
+	}
+	if b.Date == "" {
+		b.Date = "unknown"
+	}
+	return b
+}
+
+func (b buildInfo) String() string {
+	return fmt.Sprintf("sluice %s (commit %s, %s, %s, %s)", b.Version, short(b.Commit), b.Date, b.GoVersion, b.Platform)
+}
+
 func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print sluice's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sluice %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return nil
+			b := currentBuild()
+			return printAs(cmd.OutOrStdout(), output, b, func(w io.Writer) { fmt.Fprintln(w, b) })
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
+	return cmd
 }

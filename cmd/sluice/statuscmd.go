@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -107,8 +108,21 @@ func (c *clone) statusRef() string {
 	return c.statusBranch
 }
 
+// historyRow is one transition of a release, from its commit's trailers.
+type historyRow struct {
+	Time     string `json:"time"`
+	Phase    string `json:"phase"`
+	Step     string `json:"step"`
+	Weight   string `json:"weight"`
+	Revision string `json:"revision"`
+	Checks   string `json:"checks,omitempty"`
+	Commit   string `json:"commit"`
+	Subject  string `json:"subject"`
+}
+
 func newHistoryCommand() *cobra.Command {
 	var f verbFlags
+	var output string
 	cmd := &cobra.Command{
 		Use:   "history <namespace/name>",
 		Short: "Show a release's transitions from the agent's commit trailers",
@@ -124,9 +138,7 @@ func newHistoryCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, msg: err.Error()}
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tPHASE\tSTEP\tWEIGHT\tREVISION\tCHECKS\tCOMMIT\tSUBJECT")
-			n := 0
+			var rows []historyRow
 			for _, rec := range strings.Split(out, "\x1e") {
 				parts := strings.SplitN(strings.TrimSpace(rec), "\x1f", 3)
 				if len(parts) != 3 {
@@ -137,20 +149,27 @@ func newHistoryCommand() *cobra.Command {
 					continue
 				}
 				subject, _, _ := strings.Cut(parts[2], "\n")
-				checks := tr["Sluice-Checks"]
-				if checks == "" {
-					checks = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", parts[1], tr["Sluice-Phase"], tr["Sluice-Step"], tr["Sluice-Weight"], short(tr["Sluice-Revision"]), checks, short(parts[0]), subject)
-				n++
+				rows = append(rows, historyRow{Time: parts[1], Phase: tr["Sluice-Phase"], Step: tr["Sluice-Step"], Weight: tr["Sluice-Weight"],
+					Revision: tr["Sluice-Revision"], Checks: tr["Sluice-Checks"], Commit: parts[0], Subject: subject})
 			}
-			tw.Flush()
-			if n == 0 {
+			if len(rows) == 0 {
 				return &exitError{code: 1, msg: "no history for " + args[0]}
 			}
-			return nil
+			return printAs(cmd.OutOrStdout(), output, rows, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TIME\tPHASE\tSTEP\tWEIGHT\tREVISION\tCHECKS\tCOMMIT\tSUBJECT")
+				for _, r := range rows {
+					checks := r.Checks
+					if checks == "" {
+						checks = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time, r.Phase, r.Step, r.Weight, short(r.Revision), checks, short(r.Commit), r.Subject)
+				}
+				tw.Flush()
+			})
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
 	f.bind(cmd, false)
 	return cmd
 }

@@ -9,11 +9,40 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/render"
 )
 
+// validateResult is one release file's verdict, for -o json|yaml.
+type validateResult struct {
+	File   string          `json:"file"`
+	Valid  bool            `json:"valid"`
+	Errors []validateError `json:"errors,omitempty"`
+}
+
+type validateError struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// validateErrors splits a Load error into located errors.
+func validateErrors(err error) []validateError {
+	var list v1alpha1.ErrorList
+	if !errors.As(err, &list) {
+		return []validateError{{Message: err.Error()}}
+	}
+	out := make([]validateError, len(list))
+	for i, e := range list {
+		out[i] = validateError{File: e.File, Line: e.Line, Field: e.Field, Message: e.Message}
+	}
+	return out
+}
+
 func newValidateCommand() *cobra.Command {
 	var rf renderFlags
+	var output string
 	cmd := &cobra.Command{
 		Use:   "validate [path...]",
 		Short: "Check release files exactly as the agent does",
@@ -22,7 +51,8 @@ whatever its name), renders its kustomization and checks that the workload,
 HTTPRoute and Service the spec names are in the render. These are the checks
 the agent runs before it applies anything, so validate can gate pull requests.
 
-Errors go to stderr, one per line, as file:line: field: message.
+Errors go to stderr, one per line, as file:line: field: message; with
+-o json or yaml, every release file's verdict goes to stdout instead.
 Exit status: 0 when every release is valid, 1 when any is not.`,
 		Example: `  sluice validate                 # every release under the current directory
   sluice validate releases/ examples/`,
@@ -34,6 +64,10 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
+			if output != "table" && output != "json" && output != "yaml" {
+				return &exitError{code: 2, msg: fmt.Sprintf("-o %q: want table, yaml or json", output)}
+			}
+			var results []validateResult
 			failed, checked, badPaths, skippedPaths := 0, 0, 0, 0
 			for _, arg := range args {
 				files, repo, err := releaseFiles(arg)
@@ -54,10 +88,20 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 				}
 				for _, f := range files {
 					checked++
+					res := validateResult{File: repo.displayPath(f), Valid: true}
 					if _, _, err := r.Load(cmd.Context(), repo.fs, repo.fs.Root(), f, ""); err != nil {
-						fmt.Fprintln(cmd.ErrOrStderr(), repo.display(err))
+						res.Valid, res.Errors = false, validateErrors(repo.display(err))
+						if output == "table" {
+							fmt.Fprintln(cmd.ErrOrStderr(), repo.display(err))
+						}
 						failed++
 					}
+					results = append(results, res)
+				}
+			}
+			if output != "table" {
+				if err := printAs(cmd.OutOrStdout(), output, results, nil); err != nil {
+					return err
 				}
 			}
 			switch {
@@ -73,10 +117,13 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 				}
 				return &exitError{code: 1, msg: msg}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d release files valid\n", checked)
+			if output == "table" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d release files valid\n", checked)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table (errors on stderr), yaml or json (every file's verdict on stdout)")
 	rf.bind(cmd.Flags())
 	return cmd
 }

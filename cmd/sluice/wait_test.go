@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/gitserver"
+)
+
+// setStatus commits a new status.yaml for demo/canary on the status
+// branch of repo's remote, as the agent would.
+func setStatus(t *testing.T, repo *gitserver.Repo, phase, canaryRev, stableRev string) {
+	t.Helper()
+	wt := filepath.Join(t.TempDir(), "status")
+	gitserver.Git(t, repo.Work, "worktree", "add", "-q", wt, "origin/sluice/status")
+	canary := ""
+	if canaryRev != "" {
+		canary = "canary: {revision: " + canaryRev + ", digest: c}\n"
+	}
+	p := filepath.Join(wt, "releases/demo/canary/status.yaml")
+	os.WriteFile(p, []byte("apiVersion: sluice.dev/v1alpha1\nkind: ReleaseStatus\nmetadata: {name: canary, namespace: demo}\nphase: "+phase+"\nstable: {revision: "+stableRev+", digest: s}\n"+canary), 0o644)
+	gitserver.Git(t, wt, "commit", "-q", "-am", "sluice: demo/canary "+phase)
+	gitserver.Git(t, wt, "push", "-q", "origin", "HEAD:sluice/status")
+	gitserver.Git(t, repo.Work, "worktree", "remove", "--force", wt)
+}
+
+// TestWait: sluice wait exits 0 once the phase is reached (for the given
+// revision), 1 when the release ends otherwise, 3 on timeout, 2 on a
+// usage error.
+func TestWait(t *testing.T) {
+	repo, rev := verbRepo(t)
+	gitserver.Git(t, repo.Work, "fetch", "-q", "origin")
+	wait := func(args ...string) (string, string, int) {
+		return run(t, repo.Work, append([]string{"wait", "demo/canary", "--interval", "100ms"}, args...)...)
+	}
+	if out, errs, code := wait("--for", "Paused", "--timeout", "5s"); code != 0 || !strings.Contains(out, "demo/canary: Paused") {
+		t.Errorf("wait for the current phase: exit %d %s%s", code, out, errs)
+	}
+	if _, errs, code := wait("--for", "Succeeded", "--timeout", "1s"); code != 3 || !strings.Contains(errs, "timed out after 1s") {
+		t.Errorf("timeout: exit %d %s", code, errs)
+	}
+	if _, errs, code := wait("--for", "Done"); code != 2 || !strings.Contains(errs, "want one of") {
+		t.Errorf("a phase that does not exist: exit %d %s", code, errs)
+	}
+	if _, errs, code := run(t, repo.Work, "wait", "canary"); code != 2 || !strings.Contains(errs, "want <namespace>/<name>") {
+		t.Errorf("a bare name: exit %d %s", code, errs)
+	}
+	// Another version succeeding does not answer a wait for rev; rev
+	// promoted while waiting does.
+	setStatus(t, repo, "Succeeded", "", strings.Repeat("2", 40))
+	if _, _, code := wait("--for", "Succeeded", "--revision", rev[:10], "--timeout", "1s"); code != 3 {
+		t.Errorf("a Succeeded of another revision counted: exit %d", code)
+	}
+	done := make(chan int, 1)
+	go func() {
+		_, _, code := wait("--for", "Succeeded", "--revision", rev[:10], "--timeout", "20s")
+		done <- code
+	}()
+	time.Sleep(500 * time.Millisecond)
+	setStatus(t, repo, "Succeeded", "", rev)
+	if code := <-done; code != 0 {
+		t.Errorf("rev promoted while waiting: exit %d", code)
+	}
+	// Aborted while waiting for Succeeded: exit 1 at once.
+	setStatus(t, repo, "Aborted", rev, strings.Repeat("2", 40))
+	start := time.Now()
+	if _, errs, code := wait("--for", "Succeeded", "--timeout", "20s"); code != 1 || !strings.Contains(errs, "ended Aborted, not Succeeded") || time.Since(start) > 10*time.Second {
+		t.Errorf("aborted: exit %d after %s: %s", code, time.Since(start), errs)
+	}
+}
+
+func TestVersionAndOutputs(t *testing.T) {
+	out, _, code := run(t, ".", "--version")
+	if code != 0 || !strings.HasPrefix(out, "sluice ") || !strings.Contains(out, "go1.") {
+		t.Errorf("--version: %q exit %d", out, code)
+	}
+	out, _, code = run(t, ".", "version", "-o", "json")
+	var v map[string]string
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v["version"] == "" || v["commit"] == "" || v["date"] == "" || !strings.HasPrefix(v["goVersion"], "go1.") {
+		t.Errorf("version -o json: %q (%v) exit %d", out, err, code)
+	}
+	if _, errs, code := run(t, ".", "version", "-o", "xml"); code != 2 || !strings.Contains(errs, "want table, yaml or json") {
+		t.Errorf("version -o xml: exit %d %s", code, errs)
+	}
+	repo, rev := verbRepo(t)
+	out, _, code = run(t, repo.Work, "history", "demo/canary", "-o", "json")
+	var rows []map[string]string
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 1 || rows[0]["phase"] != "Paused" || rows[0]["revision"] != rev {
+		t.Errorf("history -o json: %s (%v)", out, err)
+	}
+	out, _, code = run(t, "../..", "validate", "-o", "json", "testdata/invalid/weight-out-of-range.yaml", "examples/releases/demo/canary")
+	var results []validateResult
+	if err := json.Unmarshal([]byte(out), &results); code != 1 || err != nil || len(results) != 2 {
+		t.Fatalf("validate -o json: exit %d %v\n%s", code, err, out)
+	}
+	bad, good := results[0], results[1]
+	if bad.Valid || len(bad.Errors) != 1 || bad.Errors[0].Line != 14 || bad.Errors[0].Field != "spec.strategy.canary.steps[2].setWeight" || !good.Valid {
+		t.Errorf("validate -o json: %+v", results)
+	}
+}
