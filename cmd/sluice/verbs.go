@@ -178,6 +178,9 @@ type verbFlags struct {
 }
 
 func (f *verbFlags) bind(cmd *cobra.Command, commits bool) {
+	if cmd.ValidArgsFunction == nil {
+		cmd.ValidArgsFunction = completeReleases(f) // every such verb names a release first
+	}
 	cmd.Flags().StringVarP(&f.dir, "dir", "C", ".", "the local clone to work in")
 	cmd.Flags().StringVar(&f.path, "path", "releases", "the releases directory in the repository")
 	cmd.Flags().StringVar(&f.statusBranch, "status-branch", gitsource.DefaultStatusBranch, "the branch the agent writes status to")
@@ -194,8 +197,9 @@ func (f *verbFlags) clone() *clone {
 func newApproveCommand() *cobra.Command {
 	var f verbFlags
 	cmd := &cobra.Command{
-		Use:   "approve <namespace/name> <gate>",
-		Short: "Approve a manual gate for the current canary revision (a commit)",
+		Use:               "approve <namespace/name> <gate>",
+		ValidArgsFunction: completeGates(&f),
+		Short:             "Approve a manual gate for the current canary revision (a commit)",
 		Long: `Approve adds {gate, revision} to spec.gates.approved in the release file, for
 the canary revision that status.yaml on the status branch names, and commits.
 An approval names its revision, so it never passes the next version's gate.

@@ -102,3 +102,22 @@ func TestVersionAndOutputs(t *testing.T) {
 		t.Errorf("validate -o json: %+v", results)
 	}
 }
+
+// TestCompletion: the shell completes release names from the clone and,
+// for approve, the gates of the release's strategy (cobra's __complete,
+// which the generated bash/zsh/fish scripts call).
+func TestCompletion(t *testing.T) {
+	repo, _ := verbRepo(t)
+	out, _, code := run(t, repo.Work, "__complete", "approve", "demo/c")
+	if code != 0 || !strings.Contains(out, "demo/canary\n") || !strings.Contains(out, "demo/canary-manual\n") || !strings.Contains(out, ":4\n") {
+		t.Errorf("release names: exit %d\n%s", code, out)
+	}
+	out, _, _ = run(t, repo.Work, "__complete", "approve", "demo/canary", "")
+	if lines := strings.Split(out, "\n"); lines[0] != "qa" {
+		t.Errorf("gates of demo/canary:\n%s", out)
+	}
+	out, _, _ = run(t, repo.Work, "__complete", "status", "demo/canary-")
+	if !strings.HasPrefix(out, "demo/canary-manual\n") {
+		t.Errorf("status completion:\n%s", out)
+	}
+}
