@@ -20,7 +20,7 @@ revision, so it never restarts a later abort.`,
 			c := f.clone()
 			st, err := c.status(args[0])
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			if st.AbortedRevision == "" {
 				return &exitError{code: 1, msg: fmt.Sprintf("release %s has no aborted revision to retry (phase %s)", args[0], st.Phase)}
@@ -30,7 +30,7 @@ revision, so it never restarts a later abort.`,
 				return e.set(flow("revision", rev), "spec", "retry")
 			})
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "retry %s at %s (commit %s)\n", args[0], rev, short(sha))
 			return nil
@@ -57,7 +57,7 @@ func newSuspendCommand(on bool) *cobra.Command {
 				return e.set(fmt.Sprint(on), "spec", "suspend")
 			})
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s (commit %s)\n", verb, args[0], short(sha))
 			return nil

@@ -51,7 +51,7 @@ checks. It never touches the cluster.`,
 			for _, id := range ids {
 				st, err := c.status(id)
 				if err != nil {
-					return &exitError{code: 1, msg: err.Error()}
+					return fail(err)
 				}
 				all = append(all, st)
 			}
@@ -129,14 +129,14 @@ func newHistoryCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := f.clone()
-			ns, name, ok := strings.Cut(args[0], "/")
-			if !ok {
-				return &exitError{code: 2, msg: "want <namespace>/<name>"}
+			if err := checkReleaseName(args[0]); err != nil {
+				return err // history outlives the release's files: no file check
 			}
+			ns, name, _ := strings.Cut(args[0], "/")
 			ref := c.statusRef()
 			out, err := c.git("log", "--format=%H%x1f%cI%x1f%B%x1e", ref, "--", path.Join(c.releasesPath, ns, name, render.StatusFile))
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			var rows []historyRow
 			for _, rec := range strings.Split(out, "\x1e") {

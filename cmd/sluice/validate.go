@@ -191,7 +191,7 @@ references).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := rf.renderer()
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			repo, _, res, err := loadReleaseArg(cmd.Context(), args[0], r)
 			if err != nil {

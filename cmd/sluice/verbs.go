@@ -38,22 +38,49 @@ func (c *clone) git(args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
-// releaseFile is the repository-relative release.yaml of "ns/name".
+// releaseFile is the repository-relative release.yaml of "ns/name",
+// checked before anything else a verb does: the clone (exit 1), the name's
+// form (exit 2, the same for every verb), the release's file (exit 1).
 func (c *clone) releaseFile(release string) (string, error) {
-	ns, name, ok := strings.Cut(release, "/")
-	if !ok || ns == "" || name == "" {
-		return "", fmt.Errorf("release %q: want <namespace>/<name>", release)
+	if out, err := c.git("rev-parse", "--is-inside-work-tree"); err != nil || out != "true" {
+		return "", &exitError{code: 1, msg: fmt.Sprintf("%s is not inside a Git clone: run sluice in your clone of the release repository, or give -C <clone>", c.dir)}
 	}
+	if err := checkReleaseName(release); err != nil {
+		return "", err
+	}
+	ns, name, _ := strings.Cut(release, "/")
 	p := path.Join(c.releasesPath, ns, name, render.ReleaseFile)
 	if _, err := os.Stat(filepath.Join(c.dir, p)); err != nil {
-		return "", fmt.Errorf("release %s: %s not found in %s", release, p, c.dir)
+		return "", &exitError{code: 1, msg: fmt.Sprintf("release %s not found: there is no %s in this clone (sluice status lists the releases)", release, p)}
 	}
 	return p, nil
+}
+
+// checkReleaseName refuses a bare name where <namespace>/<name> is needed
+// (exit 2, for every verb).
+func checkReleaseName(release string) error {
+	ns, name, ok := strings.Cut(release, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return &exitError{code: 2, msg: fmt.Sprintf("release %q: want <namespace>/<name>, e.g. shop/cart", release)}
+	}
+	return nil
+}
+
+// fail is err as the verb's exit: its own code when it has one, else 1.
+func fail(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return &exitError{code: 1, msg: err.Error()}
 }
 
 // status reads the release's status.yaml from the status branch, fetching
 // it from the remote first when there is one.
 func (c *clone) status(release string) (*v1alpha1.ReleaseStatus, error) {
+	if _, err := c.releaseFile(release); err != nil {
+		return nil, err
+	}
 	ns, name, _ := strings.Cut(release, "/")
 	file := path.Join(c.releasesPath, ns, name, render.StatusFile)
 	ref := c.statusRef()
@@ -122,7 +149,10 @@ func (c *clone) edit(ctx context.Context, release, message string, push bool, ch
 	if push {
 		branch, _ := c.git("rev-parse", "--abbrev-ref", "HEAD")
 		if _, err := c.git("push", "-q", c.remote, "HEAD:"+branch); err != nil {
-			return sha, err
+			if msg := err.Error(); strings.Contains(msg, "rejected") || strings.Contains(msg, "fetch first") || strings.Contains(msg, "non-fast-forward") {
+				return sha, fmt.Errorf("committed here as %s, not pushed: the remote has new commits; git pull --rebase and push again", short(sha))
+			}
+			return sha, fmt.Errorf("committed here as %s, not pushed: %w", short(sha), err)
 		}
 	}
 	return sha, nil
@@ -209,7 +239,7 @@ It never touches the cluster; --push pushes the commit.`,
 			c := f.clone()
 			rev, err := c.canaryRevision(args[0])
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			gate := args[1]
 			if file, err := c.releaseFile(args[0]); err == nil {
@@ -224,7 +254,7 @@ It never touches the cluster; --push pushes the commit.`,
 				return e.appendItem(flow("gate", gate, "revision", rev[:7]), "spec", "gates", "approved")
 			})
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "approved %s for %s at %s (commit %s)\n", gate, args[0], rev[:7], short(sha))
 			return nil
@@ -241,14 +271,14 @@ func canaryVerb(cmd *cobra.Command, f *verbFlags, release string, message func(r
 	c := f.clone()
 	rev, err := c.canaryRevision(release)
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return fail(err)
 	}
 	msg := message(rev[:7])
 	sha, err := c.edit(cmd.Context(), release, msg, f.push, func(e *yamlEdit) error {
 		return change(e, rev)
 	})
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return fail(err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s (commit %s)\n", msg, short(sha))
 	return nil
@@ -319,7 +349,7 @@ func newSetWeightCommand() *cobra.Command {
 				return e.set(strconv.Itoa(w), "spec", "strategy", "canary", "weight")
 			})
 			if err != nil {
-				return &exitError{code: 1, msg: err.Error()}
+				return fail(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "weight of %s set to %d (commit %s)\n", args[0], w, short(sha))
 			return nil

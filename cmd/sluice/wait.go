@@ -50,7 +50,7 @@ error; 3 the timeout passed.`,
 			}
 			c := f.clone()
 			if _, err := c.releaseFile(args[0]); err != nil {
-				return &exitError{code: 2, msg: err.Error()}
+				return fail(err)
 			}
 			deadline := time.Now().Add(timeout)
 			last := "no status yet"

@@ -121,3 +121,33 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("status completion:\n%s", out)
 	}
 }
+
+// TestErrorsInPlainWords: what a person can get wrong is said plainly and
+// the same way by every verb: a bare name (exit 2), a release that does
+// not exist (before any status is read), outside a clone, a push the
+// remote rejects.
+func TestErrorsInPlainWords(t *testing.T) {
+	repo, _ := verbRepo(t)
+	for _, verb := range [][]string{{"approve", "canary", "qa"}, {"abort", "canary"}, {"promote", "canary"}, {"retry", "canary"},
+		{"suspend", "canary"}, {"resume", "canary"}, {"status", "canary"}, {"history", "canary"}, {"wait", "canary"}, {"set-weight", "canary", "10"}} {
+		if _, errs, code := run(t, repo.Work, verb...); code != 2 || !strings.Contains(errs, `release "canary": want <namespace>/<name>, e.g. shop/cart`) {
+			t.Errorf("%s with a bare name: exit %d %s", verb[0], code, errs)
+		}
+	}
+	for _, verb := range [][]string{{"approve", "demo/nope", "qa"}, {"abort", "demo/nope"}, {"status", "demo/nope"}, {"wait", "demo/nope"}} {
+		if _, errs, code := run(t, repo.Work, verb...); code != 1 || !strings.Contains(errs, "release demo/nope not found: there is no releases/demo/nope/release.yaml in this clone") {
+			t.Errorf("%s of a missing release: exit %d %s", verb[0], code, errs)
+		}
+	}
+	if _, errs, code := run(t, t.TempDir(), "abort", "demo/canary"); code != 1 || !strings.Contains(errs, "is not inside a Git clone") || strings.Contains(errs, "fatal:") {
+		t.Errorf("outside a clone: exit %d %s", code, errs)
+	}
+	// Someone pushed first.
+	other := filepath.Join(t.TempDir(), "other")
+	gitserver.Git(t, t.TempDir(), "clone", "-q", repo.Bare, other)
+	gitserver.Git(t, other, "commit", "-q", "--allow-empty", "-m", "someone else")
+	gitserver.Git(t, other, "push", "-q", "origin", "main")
+	if _, errs, code := run(t, repo.Work, "approve", "demo/canary", "qa", "--push"); code != 1 || !strings.Contains(errs, "not pushed: the remote has new commits; git pull --rebase and push again") {
+		t.Errorf("push rejected: exit %d %s", code, errs)
+	}
+}
