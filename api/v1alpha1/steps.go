@@ -1,5 +1,10 @@
 package v1alpha1
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Preset gate and route names used when a preset expands to steps.
 const (
 	// DefaultBlueGreenGate is the gate a blue-green release waits at before
@@ -191,3 +196,35 @@ func CanaryName(name string) string { return name + "-canary" }
 // BaselineName is the name of the baseline copy of a release's object
 // (spec.analysis.baseline).
 func BaselineName(name string) string { return name + "-baseline" }
+
+// String is a step as people read it in a status table: "setWeight: 20",
+// "pause{gate: qa}", "pause{duration: 30s}", "check: [errors latency]".
+func (s Step) String() string {
+	var parts []string
+	if s.SetWeight != nil {
+		parts = append(parts, fmt.Sprintf("setWeight: %d", *s.SetWeight))
+	}
+	if s.Pause != nil {
+		switch {
+		case s.Pause.Gate != "":
+			parts = append(parts, "pause{gate: "+s.Pause.Gate+"}")
+		case s.Pause.Duration != nil:
+			parts = append(parts, "pause{duration: "+s.Pause.Duration.Duration.String()+"}")
+		default:
+			parts = append(parts, "pause")
+		}
+	}
+	if len(s.Check) > 0 {
+		parts = append(parts, "check: ["+strings.Join(s.Check, " ")+"]")
+	}
+	if s.SetHeaderRoute != nil {
+		parts = append(parts, "setHeaderRoute: "+s.SetHeaderRoute.Name)
+	}
+	if s.SetMirror != nil {
+		parts = append(parts, "setMirror")
+	}
+	if s.SetCanaryScale != nil {
+		parts = append(parts, "setCanaryScale")
+	}
+	return strings.Join(parts, ", ")
+}

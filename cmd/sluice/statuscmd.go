@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -21,81 +25,166 @@ import (
 func newStatusCommand() *cobra.Command {
 	var f verbFlags
 	var output string
+	var watch bool
+	var interval, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "status [namespace/name]",
 		Short: "Show releases' status from the status branch",
 		Long: `Status reads status.yaml files from the status branch (fetched from the
-remote first) and prints phase, step, weight, stable and canary revisions and
-checks. It never touches the cluster.`,
+remote first) and prints phase, step (k/n and what it does), weight, age of
+the step, stable and canary revisions, the checks' last values. It never
+touches the cluster.
+
+With --watch it fetches again every --interval and prints the table anew
+each time the status branch moves (on a terminal, in place), until
+interrupted or --timeout passes.`,
+		Example: `  sluice status
+  sluice status shop/cart --watch`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := f.clone()
-			var ids []string
 			if len(args) == 1 {
-				ids = args
-			} else {
-				ref := c.statusRef()
-				out, err := c.git("ls-tree", "-r", "--name-only", ref, "--", c.releasesPath)
-				if err != nil {
-					return &exitError{code: 1, msg: fmt.Sprintf("no status branch %s yet: %v", c.statusBranch, err)}
-				}
-				for _, l := range strings.Split(out, "\n") {
-					if path.Base(l) == render.StatusFile {
-						parts := strings.Split(path.Dir(l), "/")
-						ids = append(ids, strings.Join(parts[len(parts)-2:], "/"))
-					}
-				}
-				sort.Strings(ids)
-			}
-			var all []*v1alpha1.ReleaseStatus
-			for _, id := range ids {
-				st, err := c.status(id)
-				if err != nil {
+				if _, err := c.releaseFile(args[0]); err != nil {
 					return fail(err)
 				}
-				all = append(all, st)
+			}
+			if !watch {
+				return printStatus(cmd.OutOrStdout(), c, args, output)
 			}
 			w := cmd.OutOrStdout()
-			switch output {
-			case "yaml":
-				for _, st := range all {
-					b, _ := sigsyaml.Marshal(st)
-					fmt.Fprintf(w, "---\n%s", b)
+			tty := false
+			if f, ok := w.(*os.File); ok {
+				if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+					tty = true
 				}
-			case "json":
-				b, _ := json.MarshalIndent(all, "", "  ")
-				fmt.Fprintln(w, string(b))
-			case "", "table":
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "RELEASE\tPHASE\tSTEP\tWEIGHT\tSTABLE\tCANARY\tCHECKS\tMESSAGE")
-				for i, st := range all {
-					stable, canary := "-", "-"
-					if st.Stable != nil {
-						stable = short(st.Stable.Revision)
-					}
-					if st.Canary != nil {
-						canary = short(st.Canary.Revision)
-					}
-					checks := strategy.ChecksTrailer(st.Checks)
-					if checks == "" {
-						checks = "-"
-					}
-					msg := st.Message
-					if st.Error != nil {
-						msg = fmt.Sprintf("%s:%d: %s", st.Error.File, st.Error.Line, st.Error.Message)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", ids[i], st.Phase, st.Step, st.Weight, stable, canary, checks, msg)
-				}
-				tw.Flush()
-			default:
-				return &exitError{code: 2, msg: "-o must be table, yaml or json"}
 			}
-			return nil
+			var last string
+			var deadline time.Time
+			if timeout > 0 {
+				deadline = time.Now().Add(timeout)
+			}
+			for {
+				ref := c.statusRef()
+				if head, err := c.git("rev-parse", "-q", "--verify", ref); err == nil && head != last {
+					last = head
+					if tty {
+						fmt.Fprint(w, "\033[H\033[2J")
+					}
+					fmt.Fprintf(w, "%s  status %s\n", time.Now().Format(time.RFC3339), short(head))
+					if err := printStatus(w, c, args, output); err != nil {
+						return err
+					}
+					fmt.Fprintln(w)
+				}
+				if !deadline.IsZero() && time.Now().After(deadline) {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the status anew each time the status branch moves")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "with --watch, how often to fetch")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --watch, stop after this long (0: until interrupted)")
 	f.bind(cmd, false)
 	return cmd
+}
+
+// printStatus prints the releases' statuses (all of them when ids is
+// empty) as output asks.
+func printStatus(w io.Writer, c *clone, ids []string, output string) error {
+	if len(ids) == 0 {
+		ref := c.statusRef()
+		out, err := c.git("ls-tree", "-r", "--name-only", ref, "--", c.releasesPath)
+		if err != nil {
+			return &exitError{code: 1, msg: fmt.Sprintf("no status branch %s yet: has the agent run? (%v)", c.statusBranch, err)}
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if path.Base(l) == render.StatusFile {
+				parts := strings.Split(path.Dir(l), "/")
+				ids = append(ids, strings.Join(parts[len(parts)-2:], "/"))
+			}
+		}
+		sort.Strings(ids)
+	}
+	var all []*v1alpha1.ReleaseStatus
+	for _, id := range ids {
+		st, err := c.status(id)
+		if err != nil {
+			return fail(err)
+		}
+		all = append(all, st)
+	}
+	switch output {
+	case "yaml":
+		for _, st := range all {
+			b, _ := sigsyaml.Marshal(st)
+			fmt.Fprintf(w, "---\n%s", b)
+		}
+		return nil
+	case "json":
+		b, _ := json.MarshalIndent(all, "", "  ")
+		fmt.Fprintln(w, string(b))
+		return nil
+	case "", "table":
+	default:
+		return &exitError{code: 2, msg: fmt.Sprintf("-o %q: want table, yaml or json", output)}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RELEASE\tPHASE\tSTEP\tWEIGHT\tAGE\tSTABLE\tCANARY\tCHECKS\tMESSAGE")
+	for i, st := range all {
+		stable, canary := "-", "-"
+		if st.Stable != nil {
+			stable = short(st.Stable.Revision)
+		}
+		if st.Canary != nil {
+			canary = short(st.Canary.Revision)
+		}
+		checks := strategy.ChecksTrailer(st.Checks)
+		if checks == "" {
+			checks = "-"
+		}
+		msg := st.Message
+		if st.Error != nil {
+			msg = fmt.Sprintf("%s:%d: %s", st.Error.File, st.Error.Line, st.Error.Message)
+		}
+		age := "-"
+		if st.StepStartedAt != nil {
+			age = duration.HumanDuration(time.Since(*st.StepStartedAt))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", ids[i], st.Phase, c.stepOf(ids[i], st), st.Weight, age, stable, canary, checks, msg)
+	}
+	return tw.Flush()
+}
+
+// stepOf is the canary's step as people think of it, "2/3 pause{gate:
+// qa}", from the release file in the clone; "-" with no canary in flight.
+func (c *clone) stepOf(id string, st *v1alpha1.ReleaseStatus) string {
+	if st.Canary == nil {
+		return "-"
+	}
+	file, err := c.releaseFile(id)
+	if err != nil {
+		return fmt.Sprint(st.Step)
+	}
+	data, err := os.ReadFile(filepath.Join(c.dir, file))
+	if err != nil {
+		return fmt.Sprint(st.Step)
+	}
+	p, err := v1alpha1.ParseRelease(file, data)
+	if err != nil {
+		return fmt.Sprint(st.Step)
+	}
+	steps := p.Release.Spec.Strategy.Steps()
+	if int(st.Step) >= len(steps) {
+		return fmt.Sprintf("%d/%d", st.Step+1, len(steps))
+	}
+	return fmt.Sprintf("%d/%d %s", st.Step+1, len(steps), steps[st.Step])
 }
 
 // statusRef fetches the status branch and names the ref to read.

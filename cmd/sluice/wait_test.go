@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/gitserver"
 )
 
@@ -149,5 +151,34 @@ func TestErrorsInPlainWords(t *testing.T) {
 	gitserver.Git(t, other, "push", "-q", "origin", "main")
 	if _, errs, code := run(t, repo.Work, "approve", "demo/canary", "qa", "--push"); code != 1 || !strings.Contains(errs, "not pushed: the remote has new commits; git pull --rebase and push again") {
 		t.Errorf("push rejected: exit %d %s", code, errs)
+	}
+}
+
+// TestStatusStepAndWatch: the step reads as k/n and what it does, from
+// the release file; --watch prints the table anew when the status branch
+// moves.
+func TestStatusStepAndWatch(t *testing.T) {
+	repo, rev := verbRepo(t)
+	data, _ := os.ReadFile(filepath.Join(repo.Work, "releases/demo/canary/release.yaml"))
+	p, err := v1alpha1.ParseRelease("release.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := p.Release.Spec.Strategy.Steps()
+	want := fmt.Sprintf("7/%d %s", len(steps), steps[6])
+	out, errs, code := run(t, repo.Work, "status")
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("status does not show %q: exit %d %s\n%s", want, code, errs, out)
+	}
+	done := make(chan string, 1)
+	go func() {
+		out, _, _ := run(t, repo.Work, "status", "demo/canary", "--watch", "--interval", "100ms", "--timeout", "4s")
+		done <- out
+	}()
+	time.Sleep(time.Second)
+	setStatus(t, repo, "Succeeded", "", rev)
+	out = <-done
+	if n := strings.Count(out, "  status "); n != 2 || !strings.Contains(out, "Paused") || !strings.Contains(out, "Succeeded") {
+		t.Errorf("--watch printed %d tables:\n%s", n, out)
 	}
 }
