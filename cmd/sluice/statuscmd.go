@@ -43,6 +43,9 @@ interrupted or --timeout passes.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := f.clone()
+			if err := c.inClone(); err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				if _, err := c.releaseFile(args[0]); err != nil {
 					return fail(err)
@@ -218,6 +221,9 @@ func newHistoryCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := f.clone()
+			if err := c.inClone(); err != nil {
+				return err
+			}
 			if err := checkReleaseName(args[0]); err != nil {
 				return err // history outlives the release's files: no file check
 			}

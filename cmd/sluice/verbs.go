@@ -42,8 +42,8 @@ func (c *clone) git(args ...string) (string, error) {
 // checked before anything else a verb does: the clone (exit 1), the name's
 // form (exit 2, the same for every verb), the release's file (exit 1).
 func (c *clone) releaseFile(release string) (string, error) {
-	if out, err := c.git("rev-parse", "--is-inside-work-tree"); err != nil || out != "true" {
-		return "", &exitError{code: 1, msg: fmt.Sprintf("%s is not inside a Git clone: run sluice in your clone of the release repository, or give -C <clone>", c.dir)}
+	if err := c.inClone(); err != nil {
+		return "", err
 	}
 	if err := checkReleaseName(release); err != nil {
 		return "", err
@@ -54,6 +54,14 @@ func (c *clone) releaseFile(release string) (string, error) {
 		return "", &exitError{code: 1, msg: fmt.Sprintf("release %s not found: there is no %s in this clone (sluice status lists the releases)", release, p)}
 	}
 	return p, nil
+}
+
+// inClone says, in words, that the verb runs outside a Git clone.
+func (c *clone) inClone() error {
+	if out, err := c.git("rev-parse", "--is-inside-work-tree"); err != nil || out != "true" {
+		return &exitError{code: 1, msg: fmt.Sprintf("%s is not inside a Git clone: run sluice in your clone of the release repository, or give -C <clone>", c.dir)}
+	}
+	return nil
 }
 
 // checkReleaseName refuses a bare name where <namespace>/<name> is needed

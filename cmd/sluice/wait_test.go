@@ -141,8 +141,10 @@ func TestErrorsInPlainWords(t *testing.T) {
 			t.Errorf("%s of a missing release: exit %d %s", verb[0], code, errs)
 		}
 	}
-	if _, errs, code := run(t, t.TempDir(), "abort", "demo/canary"); code != 1 || !strings.Contains(errs, "is not inside a Git clone") || strings.Contains(errs, "fatal:") {
-		t.Errorf("outside a clone: exit %d %s", code, errs)
+	for _, verb := range [][]string{{"abort", "demo/canary"}, {"status"}, {"history", "demo/canary"}} {
+		if _, errs, code := run(t, t.TempDir(), verb...); code != 1 || !strings.Contains(errs, "is not inside a Git clone") || strings.Contains(errs, "fatal:") {
+			t.Errorf("%s outside a clone: exit %d %s", verb[0], code, errs)
+		}
 	}
 	// Someone pushed first.
 	other := filepath.Join(t.TempDir(), "other")
