@@ -155,15 +155,21 @@ func (c *clone) edit(ctx context.Context, release, message string, push bool, ch
 	}
 	sha, _ := c.git("rev-parse", "HEAD")
 	if push {
-		branch, _ := c.git("rev-parse", "--abbrev-ref", "HEAD")
-		if _, err := c.git("push", "-q", c.remote, "HEAD:"+branch); err != nil {
-			if msg := err.Error(); strings.Contains(msg, "rejected") || strings.Contains(msg, "fetch first") || strings.Contains(msg, "non-fast-forward") {
-				return sha, fmt.Errorf("committed here as %s, not pushed: the remote has new commits; git pull --rebase and push again", short(sha))
-			}
-			return sha, fmt.Errorf("committed here as %s, not pushed: %w", short(sha), err)
-		}
+		return sha, c.push(sha)
 	}
 	return sha, nil
+}
+
+// push pushes the current branch; a rejection says what to do.
+func (c *clone) push(sha string) error {
+	branch, _ := c.git("rev-parse", "--abbrev-ref", "HEAD")
+	if _, err := c.git("push", "-q", c.remote, "HEAD:"+branch); err != nil {
+		if msg := err.Error(); strings.Contains(msg, "rejected") || strings.Contains(msg, "fetch first") || strings.Contains(msg, "non-fast-forward") {
+			return fmt.Errorf("committed here as %s, not pushed: the remote has new commits; git pull --rebase and push again", short(sha))
+		}
+		return fmt.Errorf("committed here as %s, not pushed: %w", short(sha), err)
+	}
+	return nil
 }
 
 // restore puts the release file back as it was before a failed edit.

@@ -15,8 +15,9 @@ import (
 
 // setStatus commits a new status.yaml for demo/canary on the status
 // branch of repo's remote, as the agent would.
-func setStatus(t *testing.T, repo *gitserver.Repo, phase, canaryRev, stableRev string) {
+func setStatus(t *testing.T, repo *gitserver.Repo, phase, canaryRev, stableRev string, extra ...string) {
 	t.Helper()
+	gitserver.Git(t, repo.Work, "fetch", "-q", "origin")
 	wt := filepath.Join(t.TempDir(), "status")
 	gitserver.Git(t, repo.Work, "worktree", "add", "-q", wt, "origin/sluice/status")
 	canary := ""
@@ -24,7 +25,7 @@ func setStatus(t *testing.T, repo *gitserver.Repo, phase, canaryRev, stableRev s
 		canary = "canary: {revision: " + canaryRev + ", digest: c}\n"
 	}
 	p := filepath.Join(wt, "releases/demo/canary/status.yaml")
-	os.WriteFile(p, []byte("apiVersion: sluice.dev/v1alpha1\nkind: ReleaseStatus\nmetadata: {name: canary, namespace: demo}\nphase: "+phase+"\nstable: {revision: "+stableRev+", digest: s}\n"+canary), 0o644)
+	os.WriteFile(p, []byte("apiVersion: sluice.dev/v1alpha1\nkind: ReleaseStatus\nmetadata: {name: canary, namespace: demo}\nphase: "+phase+"\nstable: {revision: "+stableRev+", digest: s}\n"+canary+strings.Join(extra, "")), 0o644)
 	gitserver.Git(t, wt, "commit", "-q", "-am", "sluice: demo/canary "+phase)
 	gitserver.Git(t, wt, "push", "-q", "origin", "HEAD:sluice/status")
 	gitserver.Git(t, repo.Work, "worktree", "remove", "--force", wt)
@@ -182,5 +183,45 @@ func TestStatusStepAndWatch(t *testing.T) {
 	out = <-done
 	if n := strings.Count(out, "  status "); n != 2 || !strings.Contains(out, "Paused") || !strings.Contains(out, "Succeeded") {
 		t.Errorf("--watch printed %d tables:\n%s", n, out)
+	}
+}
+
+// TestRollback: with a canary in flight the release's files go back to the
+// stable revision; with none, to the version promoted before the current
+// one. Each is one commit of the release's directory only.
+func TestRollback(t *testing.T) {
+	repo, v1 := verbRepo(t)
+	dep := filepath.Join(repo.Work, "releases/demo/canary/deployment.yaml")
+	old, _ := os.ReadFile(dep)
+	v2 := repo.Commit(t, "v2", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(string(old), "6.7.0", "6.7.1", 1), "README.md": "elsewhere\n"})
+	repo.Push(t)
+	setStatus(t, repo, "Paused", v2, v1)
+	out, errs, code := run(t, repo.Work, "rollback", "demo/canary")
+	if code != 0 || !strings.Contains(out, "rollback demo/canary to "+v1[:7]+" (the stable version, ending the canary)") {
+		t.Fatalf("rollback of a canary: exit %d %s%s", code, out, errs)
+	}
+	if now, _ := os.ReadFile(dep); string(now) != string(old) {
+		t.Errorf("deployment.yaml not restored:\n%s", now)
+	}
+	if changed := gitserver.Git(t, repo.Work, "show", "--name-only", "--format=", "HEAD"); changed != "releases/demo/canary/deployment.yaml" {
+		t.Errorf("the rollback commit touched %q", changed)
+	}
+	if readme, _ := os.ReadFile(filepath.Join(repo.Work, "README.md")); string(readme) != "elsewhere\n" {
+		t.Error("a file outside the release was rolled back")
+	}
+	// No canary: back to the version promoted before.
+	v3 := repo.Commit(t, "v3", map[string]string{"releases/demo/canary/deployment.yaml": strings.Replace(string(old), "6.7.0", "6.7.2", 1)})
+	repo.Push(t)
+	setStatus(t, repo, "Succeeded", "", v3, "promoted:\n- {revision: "+v2+", digest: d2}\n")
+	out, errs, code = run(t, repo.Work, "rollback", "demo/canary")
+	if code != 0 || !strings.Contains(out, "to "+v2[:7]+" (the version promoted before the current one)") {
+		t.Fatalf("rollback after a promotion: exit %d %s%s", code, out, errs)
+	}
+	if now, _ := os.ReadFile(dep); !strings.Contains(string(now), "6.7.1") {
+		t.Errorf("not back at v2:\n%s", now)
+	}
+	setStatus(t, repo, "Succeeded", "", v3)
+	if _, errs, code := run(t, repo.Work, "rollback", "demo/canary"); code != 1 || !strings.Contains(errs, "no version to roll back to") {
+		t.Errorf("nothing to roll back to: exit %d %s", code, errs)
 	}
 }
