@@ -1,6 +1,13 @@
 package agent
 
 import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
 	"github.com/sluice-dev/sluice/reconcile"
 	"github.com/sluice-dev/sluice/strategy"
 )
@@ -27,4 +34,19 @@ func (a *Agent) runnerAs(mgr *reconcile.Manager) *strategy.Runner {
 	r := a.runner
 	r.Secrets = mgr
 	return &r
+}
+
+// Reachable asks the API server for its version, within ten seconds.
+func (a *Agent) Reachable(ctx context.Context) error {
+	cfg := rest.CopyConfig(a.cfg)
+	cfg.Timeout = 10 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = cs.Discovery().ServerVersion()
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.cfg.Host, err)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/sluice-dev/sluice/internal/egress"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,13 @@ func LoadConfigContext(kubeconfig, context string) (*rest.Config, error) {
 		if p, err := egress.LookPath(cfg.ExecProvider.Command); err == nil {
 			cfg.ExecProvider.Command = p
 		}
+	}
+	// client-go falls back to http.DefaultTransport for a config with no
+	// TLS settings of its own (a CA from the system's roots), and sluice
+	// disables that transport (package egress): a dialer of its own makes
+	// client-go build the cluster's transport itself.
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
 	// No request may hang the loop on an API server that went away.
 	if cfg.Timeout == 0 {

@@ -56,6 +56,12 @@ SLUICE_REPO, SLUICE_GIT_PASSWORD_FILE.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if opts.Once {
+				// One line, not an error per release, when there is no
+				// cluster to talk to.
+				if err := a.Reachable(ctx); err != nil {
+					log.Error("cannot reach the cluster; nothing was done", zap.Error(err))
+					return &exitError{code: 1}
+				}
 				res, err := a.Pass(ctx)
 				if err != nil {
 					log.Error("pass failed", zap.Error(err))
@@ -227,5 +233,9 @@ func newLogger(format, level string) (*zap.Logger, error) {
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Sampling = nil
+	// An error the agent expects (a refused release, an unreachable API
+	// server) is a line, not a stack trace; a panic still carries its own.
+	cfg.DisableStacktrace = true
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return cfg.Build()
 }

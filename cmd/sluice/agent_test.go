@@ -183,3 +183,28 @@ func TestLeaderIdentityCarriesTheAddress(t *testing.T) {
 		t.Error("an identity without an address gave one")
 	}
 }
+
+// TestAgentOnceNoCluster: with no API server to reach, agent --once says
+// so in one line (ISO 8601 time, no stack trace) and exits 1.
+func TestAgentOnceNoCluster(t *testing.T) {
+	_, args := agentRepo(t, "shop")
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: x}}]\ncurrent-context: c\n"), 0o600)
+	for i, a := range args {
+		if a == "--kubeconfig" {
+			args[i+1] = kc
+		}
+	}
+	out, errs, code := run(t, ".", append(args, "--once")...)
+	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if strings.Contains(errs, "stacktrace") || strings.Contains(errs, "goroutine ") {
+		t.Errorf("a stack trace for an expected error:\n%s", errs)
+	}
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "cannot reach the cluster") || !strings.Contains(lines[0], `"ts":"20`) {
+		t.Errorf("want one line saying the cluster cannot be reached, got %d:\n%s", len(lines), errs)
+	}
+}
