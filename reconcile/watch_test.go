@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
 // TestWatchWorkloads: once the Deployments are watched, a Deployment that
