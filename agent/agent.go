@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	kwait "k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -496,7 +497,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.lastPass.Store(time.Now().UnixNano())
 	a.running.Store(true)
 	defer a.running.Store(false)
-	backoff := time.Second
+	// After a failed pass the next one waits 1 s, 2 s, 4 s ... up to 30 s
+	// (plus up to half as much again, so replicas do not retry together).
+	newBackoff := func() kwait.Backoff {
+		return kwait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.5, Cap: 30 * time.Second, Steps: 64}
+	}
+	backoff := newBackoff()
 	poll := true
 	var lastPoll time.Time
 	for {
@@ -519,11 +525,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			a.log.Error("pass failed", zap.Error(err), zap.Duration("retryIn", backoff))
-			wait = backoff/2 + rand.N(backoff/2+1)
-			backoff = min(backoff*2, 30*time.Second)
+			wait = backoff.Step()
+			a.log.Error("pass failed", zap.Error(err), zap.Duration("retryIn", wait))
 		} else {
-			backoff = time.Second
+			backoff = newBackoff()
 			if !res.WakeAt.IsZero() {
 				if d := time.Until(res.WakeAt); d < wait {
 					// A transition's next decision is taken at once.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -115,7 +116,7 @@ func (n *notifier) post(ctx context.Context, url string, msg Notification) {
 	} else {
 		body, _ = json.Marshal(msg)
 	}
-	backoff := 500 * time.Millisecond
+	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Steps: 3}
 	for attempt := 1; attempt <= 3; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
@@ -137,9 +138,8 @@ func (n *notifier) post(ctx context.Context, url string, msg Notification) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(backoff.Step()):
 		}
-		backoff *= 2
 	}
 }
 

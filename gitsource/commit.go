@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+
 	"path"
 	"sort"
 	"strings"
@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // FileChange writes Data at Path (repository-relative), or deletes the
@@ -78,7 +79,7 @@ type RecomputeChain func(ctx context.Context, head plumbing.Hash, tree *TreeFS) 
 // Commit is the chain's last commit.
 func (s *Source) WriteChain(ctx context.Context, branch string, recompute RecomputeChain) (WriteResult, error) {
 	var res WriteResult
-	backoff := 50 * time.Millisecond
+	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 1, Cap: 2 * time.Second, Steps: MaxWriteAttempts}
 	for res.Attempts < MaxWriteAttempts {
 		// Fetch the branch straight away (no separate ls-remote): the less
 		// time between learning the head and pushing on top of it, the
@@ -127,13 +128,11 @@ func (s *Source) WriteChain(ctx context.Context, branch string, recompute Recomp
 			return res, err
 		}
 		res.Rejections++
-		sleep := backoff/2 + rand.N(backoff)
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
-		case <-time.After(sleep):
+		case <-time.After(backoff.Step()):
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
 	return res, fmt.Errorf("git push %s to %s: gave up after %d rejected attempts: %w", branch, s.URL(), res.Attempts, ErrRejected)
 }
