@@ -11,9 +11,11 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/egress"
@@ -47,15 +49,25 @@ type transitionEvent struct {
 // never waits on them; when its queue is full, new ones are dropped and
 // logged.
 type notifier struct {
-	urls   []string
-	client *http.Client
-	cs     kubernetes.Interface
-	log    *zap.Logger
-	queue  chan transitionEvent
+	urls     []string
+	client   *http.Client
+	log      *zap.Logger
+	queue    chan transitionEvent
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
 }
 
 func newNotifier(urls []string, cs kubernetes.Interface, log *zap.Logger) *notifier {
-	return &notifier{urls: urls, client: egress.Client(10 * time.Second), cs: cs, log: log, queue: make(chan transitionEvent, 256)}
+	n := &notifier{urls: urls, client: egress.Client(10 * time.Second), log: log, queue: make(chan transitionEvent, 256)}
+	if cs != nil {
+		// client-go's recorder: Events are correlated and counted as
+		// kubectl shows them. Its spam filter allows a burst of 100 per
+		// workload (a canary's transitions), then one a second.
+		n.events = record.NewBroadcaster(record.WithCorrelatorOptions(record.CorrelatorOptions{BurstSize: 100, QPS: 1}))
+		n.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+		n.recorder = n.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "sluice"})
+	}
+	return n
 }
 
 func (n *notifier) send(e transitionEvent) {
@@ -67,6 +79,9 @@ func (n *notifier) send(e transitionEvent) {
 }
 
 func (n *notifier) run(ctx context.Context) {
+	if n.events != nil {
+		defer n.events.Shutdown()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -83,27 +98,16 @@ func (n *notifier) run(ctx context.Context) {
 }
 
 // event records a Kubernetes Event on the release's workload.
-func (n *notifier) event(ctx context.Context, e transitionEvent) {
-	if n.cs == nil {
+func (n *notifier) event(_ context.Context, e transitionEvent) {
+	if n.recorder == nil {
 		return
 	}
-	now := metav1.NewTime(e.n.Time)
 	typ := corev1.EventTypeNormal
 	if e.warning || e.n.Phase == v1alpha1.PhaseAborted || e.n.Phase == v1alpha1.PhaseFailed || e.n.Phase == v1alpha1.PhaseRolledBack {
 		typ = corev1.EventTypeWarning
 	}
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: e.workload + ".sluice-", Namespace: e.namespace},
-		InvolvedObject: corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: e.namespace, Name: e.workload},
-		Reason:         e.reason,
-		Message:        fmt.Sprintf("%s step %d weight %d: %s", e.n.Phase, e.n.Step, e.n.Weight, e.n.Message),
-		Type:           typ,
-		Source:         corev1.EventSource{Component: "sluice"},
-		FirstTimestamp: now, LastTimestamp: now, Count: 1,
-	}
-	if _, err := n.cs.CoreV1().Events(e.namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		n.log.Warn("event not recorded", zap.String("release", e.n.Release), zap.Error(err))
-	}
+	ref := &corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: e.namespace, Name: e.workload}
+	n.recorder.Eventf(ref, typ, e.reason, "%s step %d weight %d: %s", e.n.Phase, e.n.Step, e.n.Weight, e.n.Message)
 }
 
 // post delivers one notification, retrying three times with backoff. Slack
