@@ -5,12 +5,17 @@ BIN := bin/sluice
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test testdeps test-hostile mutation vet race demo bench bench-fleet bench-canary bench-analysis testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
+.PHONY: all build docs test testdeps test-hostile mutation vet race demo bench bench-fleet bench-canary bench-analysis testbin testbin-flux testbin-argo fuzz fmt clean docker e2e
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+## docs: the CLI reference in docs/cli/, from the commands themselves (a
+## test fails when it is out of date).
+docs: build
+	rm -rf docs/cli && env -u SOPS_AGE_KEY_FILE $(BIN) docs docs/cli
 
 ## test: vet, then every test with the race detector; the e2e stories run
 ## last, on their own, so their timing does not compete with the other

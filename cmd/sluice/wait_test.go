@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,5 +224,32 @@ func TestRollback(t *testing.T) {
 	setStatus(t, repo, "Succeeded", "", v3)
 	if _, errs, code := run(t, repo.Work, "rollback", "demo/canary"); code != 1 || !strings.Contains(errs, "no version to roll back to") {
 		t.Errorf("nothing to roll back to: exit %d %s", code, errs)
+	}
+}
+
+// TestCLIReferenceUpToDate: docs/cli/ is what the commands say of
+// themselves (make docs writes it).
+func TestCLIReferenceUpToDate(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(sluiceBin, "docs", dir)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOPS_AGE_KEY_FILE=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sluice docs: %v\n%s", err, out)
+	}
+	fresh, _ := filepath.Glob(filepath.Join(dir, "*.md"))
+	kept, _ := filepath.Glob("../../docs/cli/*.md")
+	if len(fresh) != len(kept) || len(fresh) == 0 {
+		t.Fatalf("docs/cli has %d pages, the commands make %d: run make docs", len(kept), len(fresh))
+	}
+	for _, f := range fresh {
+		want, _ := os.ReadFile(f)
+		got, err := os.ReadFile(filepath.Join("../../docs/cli", filepath.Base(f)))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("docs/cli/%s is out of date: run make docs", filepath.Base(f))
+		}
 	}
 }
