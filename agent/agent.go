@@ -237,6 +237,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		a.metrics.lastPoll.SetToCurrentTime()
 		a.heads = heads
 		a.queueMu.Lock()
 		a.statusHead = plumbing.ZeroHash // the poll saw the agent's pushes

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -89,6 +90,11 @@ func (a *Agent) writeStatus(ctx context.Context, w *statusWrite) bool {
 		b.done, b.ok = true, err == nil
 	}
 	if err != nil {
+		reason := "error"
+		if errors.Is(err, gitsource.ErrRejected) {
+			reason = "rejected"
+		}
+		a.metrics.pushErrors.WithLabelValues(reason).Inc()
 		for _, b := range batch {
 			a.log.Error("status commit failed; retried next pass", zap.String("release", b.release), zap.Error(err))
 		}

@@ -99,6 +99,15 @@ type LeaderFunc func() (leading bool, addr string)
 // Service to any replica reaches the one that polls.
 func (a *Agent) SetLeader(f LeaderFunc) { a.leader.Store(&f) }
 
+// Leading sets sluice_leader: 1 while this replica leads.
+func (a *Agent) Leading(yes bool) {
+	v := 0.0
+	if yes {
+		v = 1
+	}
+	a.metrics.leader.Set(v)
+}
+
 // forwardedHeader marks a hook a follower forwarded: it is never forwarded
 // again, so two replicas that disagree on the leader cannot loop.
 const forwardedHeader = "X-Sluice-Forwarded"

@@ -302,11 +302,14 @@ func gaugeVecValue(t *testing.T, a *Agent, name, release string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
+		ns, name, _ := strings.Cut(release, "/")
 		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "release" && l.GetValue() == release {
-					return m.GetGauge().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == ns && labels["name"] == name {
+				return m.GetGauge().GetValue()
 			}
 		}
 	}

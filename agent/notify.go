@@ -162,7 +162,7 @@ func (a *Agent) postRollout(ctx context.Context, rel *v1alpha1.Release, cc strat
 	cc.Phase = string(phase)
 	for _, name := range rel.Spec.Analysis.PostRollout {
 		m := a.runner.Run(ctx, rel.Spec.CheckByName(name), cc)
-		a.metrics.checks.WithLabelValues(rel.ID(), name, string(m.Outcome)).Inc()
+		a.metrics.measured(rel.ID(), name, string(m.Outcome), m.Value)
 		a.log.Info("post-rollout check", zap.String("release", rel.ID()), zap.String("check", name), zap.String("phase", cc.Phase),
 			zap.String("outcome", string(m.Outcome)), zap.String("value", m.Value))
 		a.notify.send(transitionEvent{

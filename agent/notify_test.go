@@ -116,8 +116,13 @@ func TestMetricsAndProbes(t *testing.T) {
 	}
 	_, body := get("/metrics")
 	for _, want := range []string{
-		`sluice_release_phase{phase="Succeeded",release="` + e.ns + `/rolling"} 1`,
-		`sluice_transitions_total{phase="Succeeded",release="` + e.ns + `/rolling"} 1`,
+		`sluice_release_phase{name="rolling",namespace="` + e.ns + `",phase="Succeeded"} 1`,
+		`sluice_transitions_total{name="rolling",namespace="` + e.ns + `",phase="Succeeded"} 1`,
+		`sluice_release_info{canary="",name="rolling",namespace="` + e.ns + `",phase="Succeeded",stable="`,
+		`sluice_release_steps{name="rolling",namespace="` + e.ns + `"} 0`,
+		`sluice_release_step{name="rolling",namespace="` + e.ns + `"} 0`,
+		"sluice_git_last_poll_success_timestamp_seconds 1.", "sluice_leader 1",
+		`rest_client_requests_total{code="200"`,
 		`sluice_apply_objects_total{action="created"}`,
 		"sluice_git_polls_total", "sluice_reconcile_duration_seconds_count", "sluice_render_cache_hits_total",
 		"sluice_status_commits_total 2",

@@ -81,6 +81,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	a.metrics.render.Observe(time.Since(renderStart).Seconds())
 	if err != nil {
 		out.failed = true
+		a.metrics.errors.WithLabelValues("spec").Inc()
 		var list v1alpha1.ErrorList
 		if !errors.As(err, &list) {
 			a.log.Error("render failed", zap.String("file", file), zap.Error(err))
@@ -125,7 +126,8 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		stable, stableSpec, err = a.renderAt(ctx, plumbing.NewHash(st.Stable.Revision), file)
 		if err != nil {
 			out.failed, out.phase = true, st.Phase
-			a.metrics.stableUnrenderable.WithLabelValues(out.id).Set(1)
+			a.metrics.stableUnrenderable.WithLabelValues(nsName(out.id)).Set(1)
+			a.metrics.errors.WithLabelValues("stable").Inc()
 			next := st
 			next.Phase = out.phase
 			next.Error = &v1alpha1.SpecError{File: file, Message: fmt.Sprintf("the stable revision %s cannot be rendered, so nothing is applied and the live stable workload is left as it is: %v", st.Stable.Revision, err)}
@@ -139,7 +141,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			return out
 		}
 	}
-	a.metrics.stableUnrenderable.WithLabelValues(out.id).Set(0)
+	a.metrics.stableUnrenderable.WithLabelValues(nsName(out.id)).Set(0)
 
 	digest := head.Version(rel.Spec.Strategy.Routed())
 	in := strategy.Input{Spec: rel, HeadRevision: specHead.String(), HeadDigest: digest,
@@ -156,6 +158,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	in.Observed, err = a.observe(ctx, mgr, rel, st, head)
 	if err != nil {
 		log.Error("observe failed", zap.Error(err))
+		a.metrics.errors.WithLabelValues("observe").Inc()
 		out.failed = true
 		return out
 	}
@@ -173,7 +176,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	cc := strategy.NewCheckContext(rel, &st)
 	for _, name := range strategy.DueChecks(in) {
 		m := a.runnerAs(mgr).Run(ctx, rel.Spec.CheckByName(name), cc)
-		a.metrics.checks.WithLabelValues(out.id, name, string(m.Outcome)).Inc()
+		a.metrics.measured(out.id, name, string(m.Outcome), m.Value)
 		log.Info("check measured", zap.String("check", name), zap.String("outcome", string(m.Outcome)), zap.String("value", m.Value))
 		in.Results = append(in.Results, m)
 	}
@@ -197,6 +200,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		log.Error("apply failed; nothing written", zap.Error(err))
 		out.failed = true
 		out.phase = st.Phase
+		a.metrics.errors.WithLabelValues(applyReason(err)).Inc()
 		if errors.Is(err, reconcile.ErrRefused) || apierrors.IsForbidden(err) {
 			// Terminal until the spec or the RBAC of the identity the
 			// release is applied as changes: said in the status.
@@ -226,7 +230,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	plan.Status.ServiceAccount = sa
 	out.phase = plan.Status.Phase
 	out.wakeAt = plan.WakeAt
-	a.metrics.observe(out.id, plan.Status)
+	a.metrics.observe(rel, plan.Status)
 	notice := a.notice
 	noticed := notice.message != "" && !plan.Suspended
 	if noticed {
@@ -252,7 +256,8 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			// After a transition the next state is decided at once.
 			out.wakeAt = a.now()
 			plan.WakeAt = out.wakeAt
-			a.metrics.transitions.WithLabelValues(out.id, string(plan.Status.Phase)).Inc()
+			ns, name := nsName(out.id)
+			a.metrics.transitions.WithLabelValues(ns, name, string(plan.Status.Phase)).Inc()
 			reason := "Sluice" + string(plan.Status.Phase)
 			if noticed && !plan.Commit {
 				reason = notice.reason
@@ -265,6 +270,7 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 			log.Info("transition", zap.String("phase", string(plan.Status.Phase)), zap.Int32("step", plan.Status.Step),
 				zap.Int32("weight", plan.Status.Weight), zap.String("subject", subject))
 		} else {
+			a.metrics.errors.WithLabelValues("status").Inc()
 			out.failed = true
 			return out // not remembered: the next pass decides again
 		}
@@ -546,10 +552,21 @@ func (a *Agent) reportDrift(ctx context.Context, mgr *reconcile.Manager, log *za
 			drifted = append(drifted, string(e.Action)+" "+e.ID)
 		}
 	}
-	a.metrics.drift.WithLabelValues(set.Release).Set(float64(len(drifted)))
+	a.metrics.drift.WithLabelValues(nsName(set.Release)).Set(float64(len(drifted)))
 	if len(drifted) > 0 {
 		log.Info("suspended; not applying the drift", zap.Strings("objects", drifted))
 	}
+}
+
+// applyReason names a failed apply for sluice_reconcile_errors_total.
+func applyReason(err error) string {
+	switch {
+	case errors.Is(err, reconcile.ErrRefused):
+		return "refused"
+	case apierrors.IsForbidden(err):
+		return "forbidden"
+	}
+	return "apply"
 }
 
 func (a *Agent) countActions(r *reconcile.Result) {

@@ -137,7 +137,8 @@ func (a *Agent) removeRelease(ctx context.Context, statusFile string, statusTree
 		next.Message += fmt.Sprintf(", %d kept (%s: %s): %s", len(kept), reconcile.PruneAnnotation, reconcile.PruneDisabled, strings.Join(kept, ", "))
 	}
 	log.Info("release removed", zap.Strings("deleted", deleted), zap.Strings("kept", kept))
-	a.metrics.transitions.WithLabelValues(id, string(v1alpha1.PhaseRemoved)).Inc()
+	rns, rname := nsName(id)
+	a.metrics.transitions.WithLabelValues(rns, rname, string(v1alpha1.PhaseRemoved)).Inc()
 	return a.commitStatus(ctx, id, statusFile, next, "removed", nil, specHead)
 }
 

@@ -8,7 +8,9 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Serve runs /metrics, /healthz, /readyz and /hook on the listen address
@@ -16,7 +18,9 @@ import (
 // leader election, as a follower).
 func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	// sluice's own series, and client-go's REST client metrics
+	// (rest_client_requests_total...), which controller-runtime collects.
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{a.metrics.reg, ctrlmetrics.Registry}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := a.Healthy(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)

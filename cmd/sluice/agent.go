@@ -127,6 +127,7 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
 	a.SetReady() // a follower is ready: it serves metrics and waits
+	a.Leading(false)
 	electCtx, stopElection := context.WithCancel(ctx)
 	defer stopElection()
 	var unhealthy atomic.Bool
@@ -139,6 +140,7 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				log.Info("leading", zap.String("identity", id))
+				a.Leading(true)
 				go watchdog(ctx, a, func(err error) {
 					// A stuck leader gives the Lease up so a healthy
 					// replica takes over, then exits to be restarted.
@@ -150,7 +152,10 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 					log.Error("agent stopped", zap.Error(err))
 				}
 			},
-			OnStoppedLeading: func() { log.Info("stopped leading", zap.String("identity", id)) },
+			OnStoppedLeading: func() {
+				a.Leading(false)
+				log.Info("stopped leading", zap.String("identity", id))
+			},
 			OnNewLeader: func(leader string) {
 				if leader != id {
 					log.Info("following", zap.String("leader", leader))
