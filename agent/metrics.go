@@ -49,6 +49,7 @@ type metrics struct {
 	info       *prometheus.GaugeVec
 	step       *prometheus.GaugeVec
 	steps      *prometheus.GaugeVec
+	stepStart  *prometheus.GaugeVec
 	checkValue *prometheus.GaugeVec
 	// errors count failed reconciles and status pushes, by reason.
 	errors     *prometheus.CounterVec
@@ -88,6 +89,7 @@ func newMetrics() *metrics {
 		info:               prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_info", Help: "1, with the release's strategy, phase and stable and canary revisions as labels."}, []string{"namespace", "name", "strategy", "phase", "stable", "canary"}),
 		step:               prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_step", Help: "The canary's current step, from 1 (0: no canary in flight)."}, []string{"namespace", "name"}),
 		steps:              prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_steps", Help: "The number of steps of the release's strategy."}, []string{"namespace", "name"}),
+		stepStart:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_release_step_started_timestamp_seconds", Help: "When the release's current step began (Unix seconds)."}, []string{"namespace", "name"}),
 		checkValue:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_check_last_value", Help: "The last value a check measured (numeric checks only)."}, []string{"namespace", "name", "check"}),
 		errors:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_reconcile_errors_total", Help: "Releases whose pass failed, by reason (spec, stable, observe, apply, refused, forbidden, status)."}, []string{"reason"}),
 		pushErrors:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_status_push_errors_total", Help: "Status commits not pushed, by reason (rejected: the remote kept moving; error)."}, []string{"reason"}),
@@ -96,7 +98,7 @@ func newMetrics() *metrics {
 		infos:              map[string][]string{},
 	}
 	m.leader.Set(1)
-	m.reg.MustRegister(m.info, m.step, m.steps, m.checkValue, m.errors, m.pushErrors, m.lastPoll, m.leader)
+	m.reg.MustRegister(m.info, m.step, m.steps, m.stepStart, m.checkValue, m.errors, m.pushErrors, m.lastPoll, m.leader)
 	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable, m.skippedPaths, m.panics, m.hooks, m.specRewrites, m.unverified, m.verified)
 	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -132,6 +134,9 @@ func (m *metrics) observe(rel *v1alpha1.Release, st v1alpha1.ReleaseStatus) {
 		step = float64(st.Step + 1)
 	}
 	m.step.WithLabelValues(ns, name).Set(step)
+	if st.StepStartedAt != nil {
+		m.stepStart.WithLabelValues(ns, name).Set(float64(st.StepStartedAt.Unix()))
+	}
 	stable, canary := "", ""
 	if st.Stable != nil {
 		stable = st.Stable.Revision
