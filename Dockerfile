@@ -1,13 +1,23 @@
-# Build a static sluice binary and ship it alone on a distroless non-root image.
-FROM golang:1.26 AS build
+# Build a static sluice binary and ship it alone on a distroless non-root
+# image. Multi-arch: docker buildx build --platform linux/amd64,linux/arm64
+# (the build stage runs on the builder's platform and cross-compiles).
+FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/sluice ./cmd/sluice
+ARG VERSION=dev COMMIT=unknown DATE=unknown TARGETOS=linux TARGETARCH=amd64
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath \
+    -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" -o /out/sluice ./cmd/sluice
 
 FROM gcr.io/distroless/static-debian12:nonroot
+ARG VERSION=dev COMMIT=unknown DATE=unknown
+LABEL org.opencontainers.image.title="sluice" \
+      org.opencontainers.image.description="GitOps progressive delivery where every rollout step lives in Git" \
+      org.opencontainers.image.source="https://github.com/sluice-dev/sluice" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${DATE}"
 COPY --from=build /out/sluice /sluice
 USER 65532:65532
 ENTRYPOINT ["/sluice"]

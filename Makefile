@@ -110,7 +110,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 docker:
-	docker build -t sluice:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$$(git rev-parse HEAD) --build-arg DATE=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t sluice:$(VERSION) .
 
 clean:
 	rm -rf bin/sluice bin/bench-*

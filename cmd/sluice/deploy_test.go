@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestDeployManifests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kubectl apply -k %s --dry-run=server: %v\n%s", dir, err, out)
 		}
-		for _, want := range []string{"namespace/sluice-system", "deployment.apps/sluice", "clusterrole.rbac.authorization.k8s.io/sluice", "networkpolicy.networking.k8s.io/sluice", "role.rbac.authorization.k8s.io/sluice-leader-election"} {
+		for _, want := range []string{"namespace/sluice-system", "deployment.apps/sluice", "clusterrole.rbac.authorization.k8s.io/sluice", "networkpolicy.networking.k8s.io/sluice", "role.rbac.authorization.k8s.io/sluice-leader-election", "poddisruptionbudget.policy/sluice"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("dry run of %s did not cover %s:\n%s", dir, want, out)
 			}
@@ -40,6 +41,10 @@ func TestDeployManifests(t *testing.T) {
 		}
 		if strings.Contains(string(rules), `"*"`) || strings.Contains(string(rules), "- '*'") {
 			t.Errorf("%s: RBAC uses a wildcard", dir)
+		}
+		// The config's name carries its hash, so a change rolls the pods.
+		if !regexp.MustCompile(`configMapRef:\s+name: sluice-[a-z0-9]{10}\n`).Match(rules) {
+			t.Errorf("%s: the Deployment does not take its config from a generated ConfigMap", dir)
 		}
 	}
 	// What each mode lets the agent do, counted as verb × resource pairs of
