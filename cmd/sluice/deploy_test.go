@@ -120,3 +120,45 @@ func agentRules(t *testing.T, kubectl, dir string) map[string]bool {
 	}
 	return pairs
 }
+
+// TestInstallExport: sluice install --export prints deploy/ (or
+// deploy/tenancy/) as kustomize builds it, with the repository, branch and
+// namespaces in the agent's config, and the API server accepts it.
+func TestInstallExport(t *testing.T) {
+	c := startCluster(t)
+	kubectl, err := testcluster.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("namespace: %v\n%s", err, out)
+	}
+	for mode, dir := range map[string]string{"cluster-wide": "../../deploy/", "tenancy": "../../deploy/tenancy/"} {
+		out, errs, code := run(t, ".", "install", "--export", "--mode", mode, "--repo", "https://git.example.com/org/deploy.git", "--branch", "prod", "--namespaces", "shop,web")
+		if code != 0 {
+			t.Fatalf("%s: exit %d %s", mode, code, errs)
+		}
+		for _, want := range []string{"SLUICE_REPO: https://git.example.com/org/deploy.git", "SLUICE_BRANCH: prod", "SLUICE_NAMESPACES: shop,web", "kind: Deployment", "kind: ClusterRole"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: the export lacks %q", mode, want)
+			}
+		}
+		// The same objects as the checked-in deploy/ builds.
+		built, err := exec.Command(kubectl, "kustomize", dir).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := regexp.MustCompile(`(?m)^kind: \w+\n(?:.*\n)*?  name: [\w.-]+`)
+		if got, want := len(kinds.FindAllString(out, -1)), len(kinds.FindAllString(string(built), -1)); got != want {
+			t.Errorf("%s: %d objects exported, deploy/ builds %d", mode, got, want)
+		}
+		apply := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "--dry-run=server", "-f", "-")
+		apply.Stdin = strings.NewReader(out)
+		if b, err := apply.CombinedOutput(); err != nil {
+			t.Errorf("%s: the API server refuses the export: %v\n%s", mode, err, b)
+		}
+	}
+	if _, errs, code := run(t, ".", "install", "--repo", "x"); code != 2 || !strings.Contains(errs, "--export") {
+		t.Errorf("install without --export: exit %d %s", code, errs)
+	}
+}
