@@ -26,6 +26,7 @@ type clone struct {
 	releasesPath string
 	statusBranch string
 	remote       string
+	checked      bool // inside a Git work tree, asked once
 }
 
 func (c *clone) git(args ...string) (string, error) {
@@ -56,11 +57,16 @@ func (c *clone) releaseFile(release string) (string, error) {
 	return p, nil
 }
 
-// inClone says, in words, that the verb runs outside a Git clone.
+// inClone says, in words, that the verb runs outside a Git clone (asked
+// of git once per command).
 func (c *clone) inClone() error {
+	if c.checked {
+		return nil
+	}
 	if out, err := c.git("rev-parse", "--is-inside-work-tree"); err != nil || out != "true" {
 		return &exitError{code: 1, msg: fmt.Sprintf("%s is not inside a Git clone: run sluice in your clone of the release repository, or give -C <clone>", c.dir)}
 	}
+	c.checked = true
 	return nil
 }
 
