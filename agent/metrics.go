@@ -162,3 +162,16 @@ func (m *metrics) measured(id, check string, outcome, value string) {
 		m.checkValue.WithLabelValues(ns, name, check).Set(v)
 	}
 }
+
+// forget drops a removed release's gauges, so dashboards stop showing it
+// (its counters stay: they count what happened).
+func (m *metrics) forget(id string) {
+	ns, name := nsName(id)
+	labels := prometheus.Labels{"namespace": ns, "name": name}
+	for _, g := range []*prometheus.GaugeVec{m.phase, m.weight, m.suspended, m.drift, m.stableUnrenderable, m.info, m.step, m.steps, m.stepStart, m.checkValue} {
+		g.DeletePartialMatch(labels)
+	}
+	m.infoMu.Lock()
+	delete(m.infos, id)
+	m.infoMu.Unlock()
+}

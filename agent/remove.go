@@ -139,6 +139,7 @@ func (a *Agent) removeRelease(ctx context.Context, statusFile string, statusTree
 	log.Info("release removed", zap.Strings("deleted", deleted), zap.Strings("kept", kept))
 	rns, rname := nsName(id)
 	a.metrics.transitions.WithLabelValues(rns, rname, string(v1alpha1.PhaseRemoved)).Inc()
+	a.metrics.forget(id)
 	return a.commitStatus(ctx, id, statusFile, next, "removed", nil, specHead)
 }
 

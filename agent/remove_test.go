@@ -54,6 +54,13 @@ func TestRemovedReleaseIsPruned(t *testing.T) {
 	if !strings.Contains(st.Message, removedAt[:7]) || !strings.Contains(st.Message, "1 kept") || len(st.Inventory) != 0 {
 		t.Errorf("removed status: %+v", st)
 	}
+	// Its gauges go with it; dashboards stop showing it.
+	if v := gaugeVecValue(t, e.agent, "sluice_release_weight", e.ns+"/rolling"); v != -1 {
+		t.Errorf("the removed release still has a weight series (%v)", v)
+	}
+	if v := gaugeVecValue(t, e.agent, "sluice_release_weight", e.ns+"/recreate"); v == -1 {
+		t.Error("the release still there lost its weight series")
+	}
 	if _, err := cs.AppsV1().Deployments(e.ns).Get(ctx, "rolling", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the removed release's Deployment is still there: %v", err)
 	}
