@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/sluice-dev/sluice/internal/testcluster"
@@ -23,12 +24,7 @@ var rbacKinds = map[string]bool{"Namespace": true, "ServiceAccount": true, "Clus
 // returns its RBAC objects as YAML, namespace moved to ns when not "".
 func deployRBAC(t *testing.T, dir, ns string) []byte {
 	t.Helper()
-	kustomizeMu.Lock() // kustomize's OpenAPI state is global
-	defer kustomizeMu.Unlock()
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
+	rm := kustomizeBuild(t, dir)
 	var out []byte
 	for _, r := range rm.Resources() {
 		if !rbacKinds[r.GetKind()] {
@@ -47,6 +43,18 @@ func deployRBAC(t *testing.T, dir, ns string) []byte {
 		out = append(append(out, y...), "---\n"...)
 	}
 	return out
+}
+
+// kustomizeBuild is kustomize build dir, as kubectl apply -k sees it.
+func kustomizeBuild(t *testing.T, dir string) resmap.ResMap {
+	t.Helper()
+	kustomizeMu.Lock() // kustomize's OpenAPI state is global
+	defer kustomizeMu.Unlock()
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	return rm
 }
 
 // agentKubeconfigs holds, per cluster, deploy/'s ServiceAccount kubeconfig.

@@ -18,8 +18,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/testcluster"
@@ -202,13 +200,7 @@ func sendStraight(ctx context.Context, cl *testcluster.Cluster, cfg *rest.Config
 // buildKustomization is kustomize build dir, as YAML.
 func buildKustomization(t *testing.T, dir string) string {
 	t.Helper()
-	kustomizeMu.Lock()
-	defer kustomizeMu.Unlock()
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	y, err := rm.AsYaml()
+	y, err := kustomizeBuild(t, dir).AsYaml()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func (d *Decryptor) Decrypt(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sops.lastmodified: %v", err)
 	}
-	want, err := decryptValue(meta.MAC, key, last.Format(time.RFC3339))
+	want, _, err := decryptTyped(meta.MAC, key, last.Format(time.RFC3339))
 	if err != nil {
 		return nil, fmt.Errorf("sops.mac: %v", err)
 	}
@@ -330,12 +330,6 @@ func decryptTyped(value string, key []byte, aad string) (string, string, error) 
 		return "", "", fmt.Errorf("unknown SOPS value type %q", m[4])
 	}
 	return string(plain), tag, nil
-}
-
-// decryptValue opens an ENC[...] string value (the MAC).
-func decryptValue(value string, key []byte, aad string) (string, error) {
-	s, _, err := decryptTyped(value, key, aad)
-	return s, err
 }
 
 // macBytes is what sops hashes for a decrypted value: ToBytes of the
