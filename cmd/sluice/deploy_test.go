@@ -25,7 +25,7 @@ func TestDeployManifests(t *testing.T) {
 	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("namespace: %v\n%s", err, out)
 	}
-	for _, dir := range []string{"../../deploy/", "../../deploy/tenancy/"} {
+	for _, dir := range []string{"../../deploy/", "../../deploy/ssh/", "../../deploy/tenancy/"} {
 		out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-k", dir, "--dry-run=server", "--server-side").CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl apply -k %s --dry-run=server: %v\n%s", dir, err, out)
@@ -133,12 +133,18 @@ func TestInstallExport(t *testing.T) {
 	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("namespace: %v\n%s", err, out)
 	}
-	for mode, dir := range map[string]string{"cluster-wide": "../../deploy/", "tenancy": "../../deploy/tenancy/"} {
-		out, errs, code := run(t, ".", "install", "--export", "--mode", mode, "--repo", "https://git.example.com/org/deploy.git", "--branch", "prod", "--namespaces", "shop,web")
+	for _, tc := range []struct{ mode, repo, dir, auth string }{
+		{"cluster-wide", "https://git.example.com/org/deploy.git", "../../deploy/", "SLUICE_GIT_PASSWORD_FILE"},
+		{"cluster-wide", "git@git.example.com:org/deploy.git", "../../deploy/ssh/", "SLUICE_SSH_KEY_FILE"},
+		{"tenancy", "https://git.example.com/org/deploy.git", "../../deploy/tenancy/", "SLUICE_GIT_PASSWORD_FILE"},
+		{"tenancy", "ssh://git@git.example.com/org/deploy.git", "../../deploy/tenancy/", "SLUICE_KNOWN_HOSTS_FILE"},
+	} {
+		mode, dir := tc.mode+" "+tc.repo, tc.dir
+		out, errs, code := run(t, ".", "install", "--export", "--mode", tc.mode, "--repo", tc.repo, "--branch", "prod", "--namespaces", "shop,web", "--image", "registry.example.com/sluice:v9")
 		if code != 0 {
 			t.Fatalf("%s: exit %d %s", mode, code, errs)
 		}
-		for _, want := range []string{"SLUICE_REPO: https://git.example.com/org/deploy.git", "SLUICE_BRANCH: prod", "SLUICE_NAMESPACES: shop,web", "kind: Deployment", "kind: ClusterRole"} {
+		for _, want := range []string{"SLUICE_REPO: " + tc.repo, "SLUICE_BRANCH: prod", "SLUICE_NAMESPACES: shop,web", tc.auth, "image: registry.example.com/sluice:v9", "kind: Deployment", "kind: ClusterRole"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: the export lacks %q", mode, want)
 			}

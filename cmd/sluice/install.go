@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
-	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/sluice-dev/sluice/deploy"
@@ -24,10 +27,16 @@ func newInstallCommand() *cobra.Command {
 		Short: "Print the install manifests for a repository (pipe them to kubectl apply -f -)",
 		Long: `Install --export prints the manifests of deploy/ (or deploy/tenancy/ with
 --mode tenancy), built with kustomize, with the agent's config set for the
-repository, branch and namespaces given, as flux install --export does. It
-never talks to the cluster; the Git credentials Secret is yours to create.`,
+repository, branch and namespaces given, as flux install --export does. An
+https:// repository is read with a token (deploy/https-token/), any other
+with an SSH key (deploy/ssh/). It never talks to the cluster; the Git
+credentials Secret is yours to create.`,
 		Example: `  sluice install --export --repo https://git.example.com/org/deploy.git | kubectl apply -f -
-  kubectl -n sluice-system create secret generic sluice-git --from-file=password=./token`,
+  kubectl -n sluice-system create secret generic sluice-git --from-file=password=./token
+
+  sluice install --export --repo ssh://git@git.example.com/org/deploy.git | kubectl apply -f -
+  kubectl -n sluice-system create secret generic sluice-git \
+    --from-file=identity=./id_ed25519 --from-file=known_hosts=./known_hosts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !export {
@@ -36,8 +45,7 @@ never talks to the cluster; the Git credentials Secret is yours to create.`,
 			if repo == "" {
 				return &exitError{code: 2, msg: "--repo is required"}
 			}
-			dir := map[string]string{"cluster-wide": ".", "tenancy": "tenancy"}[mode]
-			if dir == "" {
+			if mode != "cluster-wide" && mode != "tenancy" {
 				return &exitError{code: 2, msg: fmt.Sprintf("--mode %q: want cluster-wide or tenancy", mode)}
 			}
 			if err := gitsource.ValidateBranch(branch); err != nil {
@@ -47,7 +55,7 @@ never talks to the cluster; the Git credentials Secret is yours to create.`,
 			if len(namespaces) > 0 {
 				settings["SLUICE_NAMESPACES"] = strings.Join(namespaces, ",")
 			}
-			out, err := exportManifests(dir, settings, image)
+			out, err := exportManifests(mode, repo, settings, image)
 			if err != nil {
 				return fail(err)
 			}
@@ -64,9 +72,11 @@ never talks to the cluster; the Git credentials Secret is yours to create.`,
 	return cmd
 }
 
-// exportManifests builds dir of the embedded deploy/ with the settings
-// added to the agent's config.
-func exportManifests(dir string, settings map[string]string, image string) ([]byte, error) {
+// exportManifests builds the mode's directory of the embedded deploy/
+// under an overlay of its own: the credentials' component for the
+// repository's scheme, the settings merged into the agent's ConfigMap and
+// the image. The checked-in files are built as they are, not edited.
+func exportManifests(mode, repo string, settings map[string]string, image string) ([]byte, error) {
 	mem := filesys.MakeFsInMemory()
 	err := fs.WalkDir(deploy.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -76,48 +86,63 @@ func exportManifests(dir string, settings map[string]string, image string) ([]by
 		if err != nil {
 			return err
 		}
-		if p == "base/config.env" {
-			b = withSettings(b, settings)
-		}
 		return mem.WriteFile(path.Join("/deploy", p), b)
 	})
 	if err != nil {
 		return nil, err
 	}
-	root := path.Join("/deploy", dir)
-	if image != "" {
-		k, err := mem.ReadFile(path.Join(root, "kustomization.yaml"))
-		if err != nil {
-			return nil, err
-		}
-		name, tag, _ := strings.Cut(image, ":")
-		k = regexp.MustCompile(`(?m)^(\s+newName:).*$`).ReplaceAll(k, []byte("${1} "+name))
-		k = regexp.MustCompile(`(?m)^(\s+newTag:).*$`).ReplaceAll(k, []byte(fmt.Sprintf("${1} %q", tag)))
-		if err := mem.WriteFile(path.Join(root, "kustomization.yaml"), k); err != nil {
-			return nil, err
-		}
+	// The mode's directory; the locked-down mode over SSH swaps the
+	// credentials' component in a layer of its own, since a component runs
+	// after the generators of the kustomization that names it.
+	ssh := !strings.HasPrefix(repo, "https://") && !strings.HasPrefix(repo, "http://")
+	base := "../https-token"
+	switch {
+	case mode == "tenancy" && ssh:
+		base = "auth"
+		err = writeKustomization(mem, "/deploy/export/auth", types.Kustomization{
+			Resources: []string{"../../tenancy"}, Components: []string{"../../components/git-ssh"},
+		})
+	case mode == "tenancy":
+		base = "../tenancy"
+	case ssh:
+		base = "../ssh"
 	}
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, root)
+	if err != nil {
+		return nil, err
+	}
+	var literals []string
+	for _, key := range slices.Sorted(maps.Keys(settings)) {
+		literals = append(literals, key+"="+settings[key])
+	}
+	k := types.Kustomization{
+		Resources: []string{base},
+		ConfigMapGenerator: []types.ConfigMapArgs{{GeneratorArgs: types.GeneratorArgs{
+			Name: "sluice", Behavior: "merge", KvPairSources: types.KvPairSources{LiteralSources: literals},
+		}}},
+	}
+	if image != "" {
+		name, tag, _ := strings.Cut(image, ":")
+		k.Images = []types.Image{{Name: deployImage, NewName: name, NewTag: tag}}
+	}
+	if err := writeKustomization(mem, "/deploy/export", k); err != nil {
+		return nil, err
+	}
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, "/deploy/export")
 	if err != nil {
 		return nil, err
 	}
 	return rm.AsYaml()
 }
 
-// withSettings sets KEY=value lines of an env file, replacing those there.
-func withSettings(env []byte, settings map[string]string) []byte {
-	var out []string
-	for _, line := range strings.Split(strings.TrimRight(string(env), "\n"), "\n") {
-		key, _, _ := strings.Cut(line, "=")
-		if _, ok := settings[key]; ok {
-			continue
-		}
-		out = append(out, line)
+// writeKustomization writes k as dir/kustomization.yaml.
+func writeKustomization(fsys filesys.FileSystem, dir string, k types.Kustomization) error {
+	k.TypeMeta = types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind}
+	b, err := yaml.Marshal(k)
+	if err != nil {
+		return err
 	}
-	for _, k := range []string{"SLUICE_REPO", "SLUICE_BRANCH", "SLUICE_NAMESPACES"} {
-		if v, ok := settings[k]; ok {
-			out = append(out, k+"="+v)
-		}
-	}
-	return []byte(strings.Join(out, "\n") + "\n")
+	return fsys.WriteFile(path.Join(dir, "kustomization.yaml"), b)
 }
+
+// deployImage is the image deploy/base/ names.
+const deployImage = "ghcr.io/sluice-dev/sluice"
