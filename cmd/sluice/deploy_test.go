@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -166,5 +167,37 @@ func TestInstallExport(t *testing.T) {
 	}
 	if _, errs, code := run(t, ".", "install", "--repo", "x"); code != 2 || !strings.Contains(errs, "--export") {
 		t.Errorf("install without --export: exit %d %s", code, errs)
+	}
+}
+
+// TestDockerfile: the image sluice ships is built from a base pinned by
+// digest, carries the OCI labels, cross-compiles for the platform asked
+// for, and its build context leaves out Git history, binaries and caches.
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)(?:\s+AS\s+\S+)?\s*$|^FROM\s+--platform=\S+\s+(\S+)`).FindAllStringSubmatch(string(b), -1)
+	if len(froms) == 0 {
+		t.Fatal("no FROM in the Dockerfile")
+	}
+	final := froms[len(froms)-1][1]
+	if !regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(final) {
+		t.Errorf("the final stage's base %q is not pinned by digest", final)
+	}
+	for _, want := range []string{"org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.revision", "org.opencontainers.image.created", "GOARCH=${TARGETARCH}", "--platform=$BUILDPLATFORM", "USER 65532"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the Dockerfile lacks %s", want)
+		}
+	}
+	ignore, err := os.ReadFile("../../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".git", "bin"} {
+		if !regexp.MustCompile(`(?m)^/?` + regexp.QuoteMeta(want) + `/?$`).Match(ignore) {
+			t.Errorf(".dockerignore does not leave out %s", want)
+		}
 	}
 }
