@@ -52,7 +52,7 @@ interrupted or --timeout passes.`,
 				}
 			}
 			if !watch {
-				return printStatus(cmd.OutOrStdout(), c, args, output)
+				return printStatus(cmd.OutOrStdout(), c, c.statusRef(), args, output)
 			}
 			w := cmd.OutOrStdout()
 			tty := false
@@ -74,7 +74,7 @@ interrupted or --timeout passes.`,
 						fmt.Fprint(w, "\033[H\033[2J")
 					}
 					fmt.Fprintf(w, "%s  status %s\n", time.Now().Format(time.RFC3339), short(head))
-					if err := printStatus(w, c, args, output); err != nil {
+					if err := printStatus(w, c, head, args, output); err != nil {
 						return err
 					}
 					fmt.Fprintln(w)
@@ -98,11 +98,10 @@ interrupted or --timeout passes.`,
 	return cmd
 }
 
-// printStatus prints the releases' statuses (all of them when ids is
-// empty) as output asks.
-func printStatus(w io.Writer, c *clone, ids []string, output string) error {
+// printStatus prints the releases' statuses at ref (all of them when ids
+// is empty) as output asks.
+func printStatus(w io.Writer, c *clone, ref string, ids []string, output string) error {
 	if len(ids) == 0 {
-		ref := c.statusRef()
 		out, err := c.git("ls-tree", "-r", "--name-only", ref, "--", c.releasesPath)
 		if err != nil {
 			return &exitError{code: 1, msg: fmt.Sprintf("no status branch %s yet: has the agent run? (%v)", c.statusBranch, err)}
@@ -117,7 +116,7 @@ func printStatus(w io.Writer, c *clone, ids []string, output string) error {
 	}
 	var all []*v1alpha1.ReleaseStatus
 	for _, id := range ids {
-		st, err := c.status(id)
+		st, err := c.statusAt(ref, id)
 		if err != nil {
 			return fail(err)
 		}

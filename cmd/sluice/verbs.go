@@ -92,12 +92,16 @@ func fail(err error) error {
 // status reads the release's status.yaml from the status branch, fetching
 // it from the remote first when there is one.
 func (c *clone) status(release string) (*v1alpha1.ReleaseStatus, error) {
+	return c.statusAt(c.statusRef(), release)
+}
+
+// statusAt reads the release's status at ref, fetching nothing.
+func (c *clone) statusAt(ref, release string) (*v1alpha1.ReleaseStatus, error) {
 	if _, err := c.releaseFile(release); err != nil {
 		return nil, err
 	}
 	ns, name, _ := strings.Cut(release, "/")
 	file := path.Join(c.releasesPath, ns, name, render.StatusFile)
-	ref := c.statusRef()
 	out, err := c.git("show", ref+":"+file)
 	if err != nil {
 		return nil, fmt.Errorf("no status for %s on %s yet (has the agent seen it?)", release, c.statusBranch)

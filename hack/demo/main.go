@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -227,6 +228,12 @@ func run() error {
 	}
 	go users.Run(ctx)
 	say("first version installed and served; users send 50 requests/s through the Gateway; now a pull request bumps the image")
+	// What a person watching sees, and what a CI pipeline waiting gets:
+	// each from a clone of its own, as on separate machines.
+	watch, err := cli(ctx, work, bare, "watch", sluice, "status", "demo/canary", "--watch", "--interval", "500ms")
+	if err != nil {
+		return err
+	}
 	bump := func(tag, msg, env string) (string, error) {
 		b, _ := os.ReadFile(filepath.Join(dst, "deployment.yaml"))
 		s := string(b)
@@ -244,12 +251,20 @@ func run() error {
 		}
 		return git(clone, "rev-parse", "HEAD")
 	}
-	if _, err := bump("6.7.1", "bump podinfo to 6.7.1", ""); err != nil {
+	rev, err := bump("6.7.1", "bump podinfo to 6.7.1", "")
+	if err != nil {
+		return err
+	}
+	waitGood, err := cli(ctx, work, bare, "wait-good", sluice, "wait", "demo/canary", "--for=Succeeded", "--revision", rev, "--timeout", "3m")
+	if err != nil {
 		return err
 	}
 	if err := w.waitMessage(ctx, 90*time.Second, `gate "qa"`); err != nil {
 		return dump(err, agentLog.Name())
 	}
+	say("$ sluice status demo/canary")
+	out, _ = exec.Command(sluice, "status", "demo/canary", "-C", clone).CombinedOutput()
+	fmt.Print(indent(string(out)))
 	say("$ sluice approve demo/canary qa --push")
 	out, err = exec.Command(sluice, "approve", "demo/canary", "qa", "--push", "-C", clone).CombinedOutput()
 	fmt.Print(indent(string(out)))
@@ -259,14 +274,25 @@ func run() error {
 	if err := phase("Succeeded"); err != nil {
 		return dump(err, agentLog.Name())
 	}
+	say("$ sluice wait demo/canary --for=Succeeded --revision %s --timeout 3m   (started at the push)", rev[:7])
+	fmt.Print(indent(waitGood.result()))
+	say("$ sluice status demo/canary --watch   (from the first push to here)")
+	fmt.Print(indent(watch.interrupt()))
 	say("6.7.1 promoted; now 6.7.2, which fails %s of its requests (its canary starts once the canary track has drained)", badErrorRate)
 	git(clone, "pull", "-q", "--rebase", "origin", "main")
-	if _, err := bump("6.7.2", "bump podinfo to 6.7.2", `[{name: ERROR_RATE, value: "`+badErrorRate+`"}]`); err != nil {
+	rev, err = bump("6.7.2", "bump podinfo to 6.7.2", `[{name: ERROR_RATE, value: "`+badErrorRate+`"}]`)
+	if err != nil {
+		return err
+	}
+	waitBad, err := cli(ctx, work, bare, "wait-bad", sluice, "wait", "demo/canary", "--for=Succeeded", "--revision", rev, "--timeout", "3m")
+	if err != nil {
 		return err
 	}
 	if err := phase("Aborted"); err != nil {
 		return dump(err, agentLog.Name())
 	}
+	say("$ sluice wait demo/canary --for=Succeeded --revision %s --timeout 3m   (started at the push)", rev[:7])
+	fmt.Print(indent(waitBad.result()))
 	time.Sleep(4 * time.Second) // the data plane applies the abort's route
 	n, failed := tr.versionErrors("6.7.2")
 	say("6.7.2 aborted: traffic back on 6.7.1, the canary drained; 6.7.2 answered %d requests and failed %d of them (%.0f%%, its real error rate)",
@@ -285,6 +311,42 @@ func run() error {
 	fmt.Print(indent(string(out)))
 	say("demo done in %s", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// background is a sluice command running beside the demo.
+type background struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+// cli starts sluice with args in a fresh clone of bare named name.
+func cli(ctx context.Context, work, bare, name, sluice string, args ...string) (*background, error) {
+	dir := filepath.Join(work, name)
+	if _, err := git(work, "clone", "-q", bare, dir); err != nil {
+		return nil, err
+	}
+	b := &background{cmd: exec.CommandContext(ctx, sluice, append(args, "-C", dir)...), done: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
+	if err := b.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { b.cmd.Wait(); close(b.done) }()
+	return b, nil
+}
+
+// result is what the command printed and its exit status, once it ended.
+func (b *background) result() string {
+	<-b.done
+	return fmt.Sprintf("%s(exit status %d)", b.out.String(), b.cmd.ProcessState.ExitCode())
+}
+
+// interrupt stops a command that runs until interrupted (a --watch) and
+// returns what it printed.
+func (b *background) interrupt() string {
+	b.cmd.Process.Signal(os.Interrupt)
+	<-b.done
+	return b.out.String()
 }
 
 // served waits until the Gateway answers 200 for the demo's host.
