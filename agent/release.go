@@ -527,8 +527,14 @@ func (a *Agent) observe(ctx context.Context, mgr *reconcile.Manager, r *v1alpha1
 			}
 		}
 		if st.Canary != nil && head.Route != nil && r.Spec.Strategy.Mirrors() {
-			// Asked only while a canary that may mirror is in flight.
-			if o.MirrorUnsupported, err = mgr.Unsupported(ctx, head.Route, reconcile.FeatureRequestMirror); err != nil {
+			// Asked only while a canary that may mirror is in flight; a
+			// share needs the percentage too, so a release that cannot
+			// mirror as written aborts at its first mirror step.
+			features := []string{reconcile.FeatureRequestMirror}
+			if r.Spec.Strategy.MirrorsShare() {
+				features = append(features, reconcile.FeatureRequestPercentageMirror)
+			}
+			if o.MirrorUnsupported, err = mgr.Unsupported(ctx, head.Route, features...); err != nil {
 				return o, err
 			}
 		}

@@ -10,13 +10,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// FeatureRequestMirror is the Gateway API feature name of the
-// RequestMirror filter (GatewayClass status.supportedFeatures).
-const FeatureRequestMirror = "HTTPRouteRequestMirror"
+// The Gateway API feature names (GatewayClass status.supportedFeatures) of
+// the RequestMirror filter, and of its percent field: an implementation may
+// mirror every request but not a share (kgateway v2.1's conformance report
+// lists the first without the second).
+const (
+	FeatureRequestMirror           = "HTTPRouteRequestMirror"
+	FeatureRequestPercentageMirror = "HTTPRouteRequestPercentageMirror"
+)
 
 // Unsupported says which of the route's parent Gateways belong to a
-// GatewayClass whose status lists its supported features without feature
-// ("" when every class lists it, or does not list features at all: then
+// GatewayClass whose status lists its supported features without one of
+// features ("" when every class lists them, or does not list features at all: then
 // nothing is known and nothing is refused). Implementations that accept a
 // filter they do not carry out (Traefik v3.6 answers 500 to every request
 // on a rule with a RequestMirror, and says Accepted=True) still leave it out
@@ -24,7 +29,7 @@ const FeatureRequestMirror = "HTTPRouteRequestMirror"
 //
 // Gateways and GatewayClasses are the cluster's infrastructure, not the
 // release's objects: they are read as the agent, also when m impersonates.
-func (m *Manager) Unsupported(ctx context.Context, route *unstructured.Unstructured, feature string) (string, error) {
+func (m *Manager) Unsupported(ctx context.Context, route *unstructured.Unstructured, features ...string) (string, error) {
 	infra := m.client
 	if m.agent != nil {
 		infra = m.agent.client
@@ -59,9 +64,11 @@ func (m *Manager) Unsupported(ctx context.Context, route *unstructured.Unstructu
 			}
 			return "", fmt.Errorf("gatewayclass %s: %w", className, err)
 		}
-		features, listed := supportedFeatures(gc)
-		if listed && !features[feature] {
-			return fmt.Sprintf("GatewayClass %s (of Gateway %s/%s) does not support %s: its status.supportedFeatures leaves it out", className, ns, name, feature), nil
+		supported, listed := supportedFeatures(gc)
+		for _, feature := range features {
+			if listed && !supported[feature] {
+				return fmt.Sprintf("GatewayClass %s (of Gateway %s/%s) does not support %s: its status.supportedFeatures leaves it out", className, ns, name, feature), nil
+			}
 		}
 	}
 	return "", nil

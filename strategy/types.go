@@ -36,7 +36,8 @@ type Observed struct {
 	Failed  bool
 	Message string
 	// MirrorUnsupported, when set, is why the route's Gateway cannot
-	// mirror (its GatewayClass's supportedFeatures leave RequestMirror out):
+	// mirror as the strategy asks (its GatewayClass's supportedFeatures
+	// leave RequestMirror out, or the percentage for a share):
 	// a setMirror step aborts instead of writing a filter the data plane
 	// would answer with errors.
 	MirrorUnsupported string

@@ -169,6 +169,38 @@ func TestPresetSteps(t *testing.T) {
 	}
 }
 
+// TestMirrors: which strategies mirror, and which mirror only a share of
+// the requests (that needs the Gateway's percentage mirroring).
+func TestMirrors(t *testing.T) {
+	p := func(n int32) *Step { return &Step{SetMirror: &Mirror{Percent: n}} }
+	canary := func(steps ...*Step) Strategy {
+		c := &Canary{}
+		for _, s := range steps {
+			c.Steps = append(c.Steps, *s)
+		}
+		return Strategy{Canary: c}
+	}
+	for _, tc := range []struct {
+		name          string
+		s             Strategy
+		mirrors, part bool
+	}{
+		{"shadow 20", Strategy{Shadow: &Shadow{Percent: 20}}, true, true},
+		{"shadow 100", Strategy{Shadow: &Shadow{Percent: 100}}, true, false},
+		{"canary 100 then 0", canary(p(100), p(0)), true, false},
+		{"canary 0 only", canary(p(0)), false, false},
+		{"canary 100 then 5", canary(p(100), p(5)), true, true},
+		{"rolling", Strategy{Rolling: &Rolling{}}, false, false},
+	} {
+		if got := tc.s.Mirrors(); got != tc.mirrors {
+			t.Errorf("%s: Mirrors() = %v", tc.name, got)
+		}
+		if got := tc.s.MirrorsShare(); got != tc.part {
+			t.Errorf("%s: MirrorsShare() = %v", tc.name, got)
+		}
+	}
+}
+
 func TestParseCondition(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -31,6 +31,17 @@ func (s *Strategy) Mirrors() bool {
 	return false
 }
 
+// MirrorsShare says whether a step mirrors part of the requests (a percent
+// between 0 and 100), which needs the Gateway's percentage mirroring.
+func (s *Strategy) MirrorsShare() bool {
+	for _, st := range s.Steps() {
+		if st.SetMirror != nil && st.SetMirror.Percent > 0 && st.SetMirror.Percent < 100 {
+			return true
+		}
+	}
+	return false
+}
+
 // Name is the strategy's name as written in the file, or "" if none is set.
 func (s *Strategy) Name() string {
 	switch {
