@@ -38,14 +38,7 @@ func helmTemplate(t *testing.T, values map[string]any) (string, error) {
 // deploy/ builds for each mode and credential kind (modulo labels and the
 // ConfigMap's hash suffix), and the API server accepts them.
 func TestHelmChart(t *testing.T) {
-	c := startCluster(t)
-	kubectl, err := testcluster.Kubectl()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
-		t.Fatalf("namespace: %v\n%s", err, out)
-	}
+	c, kubectl := installCluster(t)
 	for _, tc := range []struct {
 		dir    string
 		values map[string]any

@@ -16,16 +16,7 @@ import (
 // TestDeployManifests applies deploy/ with a server-side dry run to the real
 // control plane: the install manifests are valid as shipped.
 func TestDeployManifests(t *testing.T) {
-	c := startCluster(t)
-	kubectl, err := testcluster.Kubectl()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A server-side dry run cannot create the namespace the other objects
-	// go into, so it exists first, as after a real apply of namespace.yaml.
-	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
-		t.Fatalf("namespace: %v\n%s", err, out)
-	}
+	c, kubectl := installCluster(t)
 	for _, dir := range []string{"../../deploy/", "../../deploy/ssh/", "../../deploy/tenancy/"} {
 		out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-k", dir, "--dry-run=server", "--server-side").CombinedOutput()
 		if err != nil {
@@ -74,6 +65,22 @@ func TestDeployManifests(t *testing.T) {
 	if !strings.Contains(string(tenant), "name: sluice-deployer\n  namespace: shop") {
 		t.Errorf("deploy/tenancy/tenant/: the RoleBinding's subject is not shop's sluice-deployer:\n%s", tenant)
 	}
+}
+
+// installCluster is the package's control plane with sluice-system in
+// it: a server-side dry run cannot create the namespace the other objects
+// go into, so it exists first, as after a real apply of namespace.yaml.
+func installCluster(t *testing.T) (*testcluster.Cluster, string) {
+	t.Helper()
+	c := startCluster(t)
+	kubectl, err := testcluster.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("namespace: %v\n%s", err, out)
+	}
+	return c, kubectl
 }
 
 // agentRules lists "verb resource[.group][/name]" for every rule the
@@ -126,14 +133,7 @@ func agentRules(t *testing.T, kubectl, dir string) map[string]bool {
 // deploy/tenancy/) as kustomize builds it, with the repository, branch and
 // namespaces in the agent's config, and the API server accepts it.
 func TestInstallExport(t *testing.T) {
-	c := startCluster(t)
-	kubectl, err := testcluster.Kubectl()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "../../deploy/base/namespace.yaml").CombinedOutput(); err != nil {
-		t.Fatalf("namespace: %v\n%s", err, out)
-	}
+	c, kubectl := installCluster(t)
 	for _, tc := range []struct{ mode, repo, dir, auth string }{
 		{"cluster-wide", "https://git.example.com/org/deploy.git", "../../deploy/", "SLUICE_GIT_PASSWORD_FILE"},
 		{"cluster-wide", "git@git.example.com:org/deploy.git", "../../deploy/ssh/", "SLUICE_SSH_KEY_FILE"},
