@@ -184,6 +184,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		return nil, err
 	}
 	ag.renderer.Tenancy = opts.Tenancy
+	ag.renderer.Capabilities = (&clusterCapabilities{agent: ag}).get
 	if len(opts.SOPSAgeKeyFiles) > 0 {
 		if ag.renderer.Decryptor, err = render.LoadAgeKeys(opts.SOPSAgeKeyFiles...); err != nil {
 			return nil, fmt.Errorf("--sops-age-key-file: %w", err)

@@ -323,6 +323,10 @@ func renderInputs(tree *gitsource.TreeFS, dir, file string) (string, []string) {
 			for _, d := range render.SourceDirs(tree, "/"+p.SourceDir()) {
 				dirs = append(dirs, strings.TrimPrefix(d, "/"))
 			}
+			// A chart and its values files are inputs, wherever they are.
+			for _, d := range render.HelmDirs(tree, "/", p) {
+				dirs = append(dirs, strings.TrimPrefix(d, "/"))
+			}
 			// Its check templates are inputs too.
 			for _, c := range p.Release.Spec.Checks {
 				if c.Template.Name != "" {

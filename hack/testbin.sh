@@ -6,6 +6,7 @@
 #   etcd                                                     (go.etcd.io/etcd/server/v3)
 #   kwok                                                     (sigs.k8s.io/kwok)
 #   traefik, the Gateway API data plane of the traffic tests (github.com/traefik/traefik/v3)
+#   helm, at the Helm SDK's version in go.mod, for render parity tests only (helm.sh/helm/v4)
 # plus the kwok Stage objects and the Gateway API standard CRDs as files.
 #
 # The binaries live in $HOME/.cache/sluice/testbin/<version>/ and
@@ -19,6 +20,7 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 GATEWAY_VERSION=${GATEWAY_VERSION:-v1.6.3}
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
+HELM_VERSION=${HELM_VERSION:-$(sed -n 's#^[[:space:]]*helm.sh/helm/v4 \(v[^ ]*\).*#\1#p' "$(cd "$(dirname "$0")/.." && pwd)/go.mod")}
 VERSION=${K8S_VERSION}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +31,7 @@ mkdir -p "$cache" "$root/bin/testbin"
 if [ ! -e "$link" ]; then ln -sfn "$cache" "$link"; fi
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml gateway-crds.yaml traefik)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwok-stages.yaml gateway-crds.yaml traefik helm)
 missing=()
 for f in "${want[@]}"; do [ -s "$cache/$f" ] || missing+=("$f"); done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -123,6 +125,13 @@ if ! has traefik; then
   cp -r "$src" "$work/traefik"; chmod -R u+w "$work/traefik"; cd "$work/traefik"
   go build -trimpath -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" -o "$cache/traefik.tmp" ./cmd/traefik
   mv "$cache/traefik.tmp" "$cache/traefik"
+fi
+
+# helm: the same version as the SDK sluice renders charts with, so the
+# parity tests compare renderers, not Helm releases.
+if ! has helm; then
+  GOBIN=$work/gobin go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  mv "$work/gobin/helm" "$cache/helm"
 fi
 
 ls -la "$cache"

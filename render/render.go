@@ -118,6 +118,9 @@ type Renderer struct {
 	// Decryptor opens SOPS-encrypted files as the build reads them; nil
 	// refuses them, naming the file.
 	Decryptor *Decryptor
+	// Capabilities says what Helm charts see of the cluster (asked only
+	// when a chart renders); nil means Helm's defaults.
+	Capabilities func() Capabilities
 
 	mu     sync.Mutex
 	cache  map[string]*build
@@ -148,7 +151,12 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b, cached := r.lookup(in.CacheKey)
+	key := in.CacheKey
+	if key != "" && in.Release.Release.Spec.Source.Helm != nil {
+		// A chart's render depends on the cluster it is told of, too.
+		key += "|capabilities:" + r.capabilities().key()
+	}
+	b, cached := r.lookup(key)
 	if !cached {
 		var err error
 		b, err = r.build(in)
@@ -157,11 +165,11 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 			// are not built again (a budget-busting file costs once).
 			var list v1alpha1.ErrorList
 			if errors.As(err, &list) {
-				r.store(in.CacheKey, &build{err: err, size: int64(len(err.Error()))})
+				r.store(key, &build{err: err, size: int64(len(err.Error()))})
 			}
 			return nil, err
 		}
-		r.store(in.CacheKey, b)
+		r.store(key, b)
 	}
 	if b.err != nil {
 		return nil, b.err
@@ -218,6 +226,13 @@ func (r *Renderer) store(key string, b *build) {
 	r.order = append(r.order, key)
 }
 
+func (r *Renderer) capabilities() Capabilities {
+	if r.Capabilities == nil {
+		return Capabilities{}
+	}
+	return r.Capabilities()
+}
+
 // repoPath shows an FS path relative to the repository root.
 func repoPath(root, p string) string {
 	rel := strings.TrimPrefix(p, strings.TrimSuffix(root, "/")+"/")
@@ -231,23 +246,37 @@ func (r *Renderer) build(in Input) (*build, error) {
 	rel := in.Release
 	dir := path.Join(in.Root, rel.SourceDir())
 	display := func(p string) string { return repoPath(in.Root, p) }
+	helm := rel.Release.Spec.Source.Helm != nil
 	if !in.FS.IsDir(dir) {
 		return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.path", "%s is not a directory in the repository", rel.SourceDir())}
 	}
 	kf := kustomizationFile(in.FS, dir)
-	if kf == "" {
+	if kf == "" && !helm {
 		return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.path", "%s holds no kustomization.yaml", rel.SourceDir())}
 	}
 	// Every file the build reads is charged to its budgets first.
 	bfs := newBudgetFS(in.FS, r.Budgets, display)
 	bfs.decrypt = r.Decryptor
-	if err := checkSources(bfs, dir, display); err != nil {
+	var fsys filesys.FileSystem = bfs
+	if helm {
+		manifest, err := r.helmTemplate(bfs, in.Root, rel, r.Budgets)
+		if berr := bfs.exceeded(); berr != nil {
+			return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.helm.chart", "%v", berr)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fsys, kf, err = withChartResource(bfs, dir, manifest); err != nil {
+			return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.helm", "%v", err)}
+		}
+	}
+	if err := checkSources(fsys, dir, display); err != nil {
 		if berr := bfs.exceeded(); berr != nil {
 			return nil, v1alpha1.ErrorList{{File: display(kf), Message: berr.Error()}}
 		}
 		return nil, err
 	}
-	objs, yml, err := kustomize(bfs, dir)
+	objs, yml, err := kustomize(fsys, dir)
 	if berr := bfs.exceeded(); berr != nil {
 		return nil, v1alpha1.ErrorList{{File: display(kf), Message: berr.Error()}}
 	}

@@ -72,8 +72,12 @@ type ReleaseSpec struct {
 // Source locates the kustomization of a release.
 type Source struct {
 	// Path is the kustomization directory relative to release.yaml, inside
-	// the repository. Default ".".
+	// the repository. Default ".". With Helm, a kustomization there is
+	// optional: the chart's render becomes one of its resources.
 	Path string `json:"path,omitempty"`
+	// Helm renders a chart kept in the repository, in-process and offline,
+	// and feeds the result to the kustomization as a resource.
+	Helm *HelmSource `json:"helm,omitempty"`
 }
 
 // WorkloadRef names the workload in the rendered source.

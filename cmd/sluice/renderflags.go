@@ -16,11 +16,16 @@ import (
 type renderFlags struct {
 	tenancy v1alpha1.Tenancy
 	ageKeys []string
+	// caps is what Helm charts see of the cluster (the agent asks the
+	// live one), as helm template's flags of the same names say it.
+	caps render.Capabilities
 }
 
 func (f *renderFlags) bind(fs *pflag.FlagSet) {
 	agent.BindTenancyFlags(fs, &f.tenancy)
 	fs.StringArrayVar(&f.ageKeys, "sops-age-key-file", ageKeyEnv(), "age identities that decrypt SOPS-encrypted files (default $SOPS_AGE_KEY_FILE); repeatable")
+	fs.StringVar(&f.caps.KubeVersion, "kube-version", "", "Kubernetes version Helm charts see as .Capabilities.KubeVersion (default: Helm's)")
+	fs.StringSliceVar(&f.caps.APIVersions, "api-versions", nil, "API versions (group/version or group/version/Kind) Helm charts see in .Capabilities.APIVersions, beyond Helm's own list")
 }
 
 // ageKeyEnv is sops' own SOPS_AGE_KEY_FILE, when set.
@@ -33,7 +38,8 @@ func ageKeyEnv() []string {
 
 // renderer is a Renderer with the flags' tenancy and age keys.
 func (f *renderFlags) renderer() (*render.Renderer, error) {
-	r := &render.Renderer{Tenancy: f.tenancy}
+	caps := f.caps
+	r := &render.Renderer{Tenancy: f.tenancy, Capabilities: func() render.Capabilities { return caps }}
 	if len(f.ageKeys) > 0 {
 		d, err := render.LoadAgeKeys(f.ageKeys...)
 		if err != nil {
