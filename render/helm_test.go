@@ -171,7 +171,7 @@ func helmCaseRepo(t *testing.T, c helmCase) (dir string, p *v1alpha1.Parsed, val
 
 // helmBinary is the helm built from the Go module proxy into the
 // test-binary cache (hack/testbin.sh), used for comparisons only.
-func helmBinary(t *testing.T) string {
+func helmBinary(t testing.TB) string {
 	t.Helper()
 	dir, err := testcluster.BinDir()
 	if err != nil {

@@ -1,12 +1,18 @@
 package render
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"path"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // ChartResource is the file name a Helm source's render takes among the
@@ -101,4 +107,43 @@ func (o *overlayFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 		return d, path.Base(p), err
 	}
 	return o.FileSystem.CleanedAbs(p)
+}
+
+// decodeManifest reads a chart's render as kustomize would read it as the
+// only resource of a kustomization with nothing else: each non-empty
+// document an object, an ID twice refused. (Running kustomize for that
+// alone costs more than the chart's render.)
+func decodeManifest(manifest []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifest)))
+	var objs []*unstructured.Unstructured
+	seen := map[string]bool{}
+	for {
+		doc, err := dec.Read()
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		js, err := sigsyaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, err
+		}
+		if t := bytes.TrimSpace(js); len(t) == 0 || string(t) == "null" || string(t) == "{}" {
+			continue
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(js); err != nil {
+			return nil, err
+		}
+		if obj.GetName() == "" {
+			return nil, fmt.Errorf("%s with no metadata.name", obj.GetKind())
+		}
+		id := ObjectID(obj)
+		if seen[id] {
+			return nil, fmt.Errorf("%s twice", id)
+		}
+		seen[id] = true
+		objs = append(objs, obj)
+	}
 }

@@ -266,6 +266,16 @@ func (r *Renderer) build(in Input) (*build, error) {
 		if err != nil {
 			return nil, err
 		}
+		if kf == "" {
+			// The chart's render is the whole source.
+			objs, err := decodeManifest(manifest)
+			if err != nil {
+				return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.helm.chart", "the chart's render: %v", err)}
+			}
+			return r.finish(objs, manifest, func(msg string) error {
+				return v1alpha1.ErrorList{rel.Errorf("spec.source.helm.chart", "%s", msg)}
+			})
+		}
 		if fsys, kf, err = withChartResource(bfs, dir, manifest); err != nil {
 			return nil, v1alpha1.ErrorList{rel.Errorf("spec.source.helm", "%v", err)}
 		}
@@ -283,12 +293,18 @@ func (r *Renderer) build(in Input) (*build, error) {
 	if err != nil {
 		return nil, v1alpha1.ErrorList{{File: display(kf), Message: "kustomize build failed: " + err.Error()}}
 	}
+	return r.finish(objs, yml, func(msg string) error { return v1alpha1.ErrorList{{File: display(kf), Message: msg}} })
+}
+
+// finish bounds a build's objects and digests them; located makes the
+// error of a render over the limit.
+func (r *Renderer) finish(objs []*unstructured.Unstructured, yml []byte, located func(string) error) (*build, error) {
 	max := r.MaxObjects
 	if max == 0 {
 		max = DefaultMaxObjects
 	}
 	if len(objs) > max {
-		return nil, v1alpha1.ErrorList{{File: display(kf), Message: fmt.Sprintf("renders %d objects, over the limit of %d", len(objs), max)}}
+		return nil, located(fmt.Sprintf("renders %d objects, over the limit of %d", len(objs), max))
 	}
 	digest, err := Digest(objs)
 	if err != nil {
