@@ -79,6 +79,19 @@ func TestHelmCanary(t *testing.T) {
 	if d.Labels["helm.sh/chart"] != "web-0.2.0" || !strings.HasSuffix(image("web"), ":6.7.0") {
 		t.Fatalf("installed from the chart: labels %v image %s", d.Labels, image("web"))
 	}
+	// .Capabilities are the live cluster's: its version, and the Gateway
+	// API it serves (not in Helm's built-in list).
+	caps, err := w.cs.CoreV1().ConfigMaps(w.ns).Get(context.Background(), "web-capabilities", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, err := w.cs.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if caps.Data["kubeVersion"] != version.GitVersion || caps.Data["gatewayAPI"] != "true" {
+		t.Errorf("the chart saw %v; the cluster is %s and serves HTTPRoutes", caps.Data, version.GitVersion)
+	}
 
 	// A values change that reaches the pod template is a new version.
 	rev := w.commit("web", "web 6.7.1, by its values", map[string]string{"values.yaml": "greeting: hello\nimage: {tag: 6.7.1}\n"})
