@@ -30,8 +30,11 @@ type Budgets struct {
 	// DefaultMaxDocuments.
 	MaxDocuments int
 	// MaxTime bounds a build's reads: past it, every read fails; 0 means
-	// DefaultMaxTime.
+	// DefaultMaxTime. A chart's render is killed past it.
 	MaxTime time.Duration
+	// MaxChartMemory bounds the data of the process a Helm chart renders
+	// in; 0 means DefaultMaxChartMemory.
+	MaxChartMemory int64
 }
 
 // Default budgets.
@@ -59,6 +62,9 @@ func (b Budgets) withDefaults() Budgets {
 	}
 	if b.MaxTime <= 0 {
 		b.MaxTime = DefaultMaxTime
+	}
+	if b.MaxChartMemory <= 0 {
+		b.MaxChartMemory = DefaultMaxChartMemory
 	}
 	return b
 }

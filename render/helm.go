@@ -5,19 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
+	"maps"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
-	"time"
 
-	"helm.sh/helm/v4/pkg/action"
-	ci "helm.sh/helm/v4/pkg/chart"
-	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/loader/archive"
-	chart "helm.sh/helm/v4/pkg/chart/v2"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/ignore"
 	helmrelease "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/strvals"
@@ -47,13 +41,6 @@ const DefaultKubeVersion = "v1.37.0"
 // key identifies the capabilities in a cache key.
 func (c Capabilities) key() string {
 	return c.KubeVersion + "|" + strings.Join(c.APIVersions, ",")
-}
-
-// helmChart is a release's chart, located and loaded.
-type helmChart struct {
-	// dir is the chart's directory in the FS; chart its loaded form.
-	dir   string
-	chart *chart.Chart
 }
 
 // HelmDirs lists the FS directories a release's Helm source reads: the
@@ -88,10 +75,10 @@ func findHelmPath(fsys filesys.FileSystem, root string, p *v1alpha1.Parsed, name
 	return "", false
 }
 
-// loadChart reads the chart's files through fsys (so they are confined to
-// the repository and charged to the build's budgets), as helm's LoadDir
+// chartFiles reads the chart's files through fsys (so they are confined
+// to the repository and charged to the build's budgets), as helm's LoadDir
 // does: .helmignore and its defaults applied, a UTF-8 BOM dropped.
-func loadChart(fsys filesys.FileSystem, dir string) (*chart.Chart, error) {
+func chartFiles(fsys filesys.FileSystem, dir string) ([]*archive.BufferedFile, error) {
 	rules := ignore.Empty()
 	if data, err := fsys.ReadFile(path.Join(dir, ignore.HelmIgnore)); err == nil {
 		if rules, err = ignore.Parse(bytes.NewReader(data)); err != nil {
@@ -130,14 +117,15 @@ func loadChart(fsys filesys.FileSystem, dir string) (*chart.Chart, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loader.LoadFiles(files)
+	return files, nil
 }
 
-// helmValues merges the values files in order and then the set values, as
-// `helm template -f ... --set ...` does.
-func helmValues(fsys filesys.FileSystem, root string, p *v1alpha1.Parsed) (map[string]any, v1alpha1.ErrorList) {
+// helmValues reads the values files and set values a Helm source names,
+// checking each as the render will use it, so an error is located in the
+// release's files.
+func helmValues(fsys filesys.FileSystem, root string, p *v1alpha1.Parsed) ([][]byte, [][2]string, v1alpha1.ErrorList) {
 	h := p.Release.Spec.Source.Helm
-	vals := map[string]any{}
+	var files [][]byte
 	var errs v1alpha1.ErrorList
 	for i, f := range h.Values {
 		field := fmt.Sprintf("spec.source.helm.values[%d]", i)
@@ -151,26 +139,20 @@ func helmValues(fsys filesys.FileSystem, root string, p *v1alpha1.Parsed) (map[s
 			errs = append(errs, p.Errorf(field, "%s: %v", f, err))
 			continue
 		}
-		current := map[string]any{}
-		if err := sigsyaml.Unmarshal(data, &current); err != nil {
+		if err := sigsyaml.Unmarshal(data, &map[string]any{}); err != nil {
 			errs = append(errs, &v1alpha1.FieldError{File: repoPath(root, full), Message: "values: " + err.Error()})
 			continue
 		}
-		vals = mergeValues(vals, current)
+		files = append(files, data)
 	}
-	keys := make([]string, 0, len(h.Set))
-	for k := range h.Set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		// --set's escaping: a comma in a value is literal only escaped.
-		v := strings.NewReplacer(`\`, `\\`, ",", `\,`).Replace(h.Set[k])
-		if err := strvals.ParseInto(k+"="+v, vals); err != nil {
+	var set [][2]string
+	for _, k := range slices.Sorted(maps.Keys(h.Set)) {
+		if err := strvals.ParseInto(setArg(k, h.Set[k]), map[string]any{}); err != nil {
 			errs = append(errs, p.Errorf("spec.source.helm.set", "%s: %v", k, err))
 		}
+		set = append(set, [2]string{k, h.Set[k]})
 	}
-	return vals, errs
+	return files, set, errs
 }
 
 // mergeValues merges b over a, maps recursively, as helm merges values
@@ -201,59 +183,40 @@ func (r *Renderer) helmTemplate(fsys filesys.FileSystem, root string, p *v1alpha
 	if !ok {
 		return nil, v1alpha1.ErrorList{p.Errorf("spec.source.helm.chart", "%s: no chart directory beside release.yaml or from the repository's root", h.Chart)}
 	}
-	ch, err := loadChart(fsys, dir)
+	files, err := chartFiles(fsys, dir)
 	if err != nil {
 		return nil, v1alpha1.ErrorList{{File: repoPath(root, dir), Message: "chart: " + trimRoot(err, root)}}
 	}
-	// What the helm command checks before it installs: an application
-	// chart, every dependency present.
-	chartErr := func(err error) error {
-		return v1alpha1.ErrorList{{File: repoPath(root, dir), Message: "chart: " + trimRoot(err, root)}}
-	}
-	if t := ch.Metadata.Type; t != "" && t != "application" {
-		return nil, chartErr(fmt.Errorf("%s charts are not installable", t))
-	}
-	if req := ch.Metadata.Dependencies; len(req) > 0 {
-		deps := make([]ci.Dependency, len(req))
-		for i, d := range req {
-			deps[i] = d
-		}
-		if err := action.CheckDependencies(ch, deps); err != nil {
-			return nil, chartErr(fmt.Errorf("%w: vendor them under charts/ (helm dependency build, then commit)", err))
-		}
-	}
-	vals, errs := helmValues(fsys, root, p)
+	values, set, errs := helmValues(fsys, root, p)
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
-	funcs, work := templateFuncs()
-	cfg.CustomTemplateFuncs = funcs
-	install := action.NewInstall(cfg)
-	install.DryRunStrategy = action.DryRunClient
-	install.Replace = true
-	install.ReleaseName = h.Name(p.Release.Metadata.Name)
-	install.Namespace = p.Release.Metadata.Namespace
-	install.IncludeCRDs = h.IncludeCRDs
 	caps := r.capabilities()
 	if caps.KubeVersion == "" {
 		caps.KubeVersion = DefaultKubeVersion
 	}
-	kv, err := common.ParseKubeVersion(caps.KubeVersion)
+	budgets = budgets.withDefaults()
+	out, err := runHelmChild(&helmRequest{
+		Files: files, ValuesFiles: values, Set: set,
+		ReleaseName: h.Name(p.Release.Metadata.Name), Namespace: p.Release.Metadata.Namespace,
+		IncludeCRDs: h.IncludeCRDs, KubeVersion: caps.KubeVersion, APIVersions: caps.APIVersions,
+		MaxMemory: budgets.MaxChartMemory,
+	}, budgets.MaxTime)
 	if err != nil {
-		return nil, fmt.Errorf("kube version %q: %w", caps.KubeVersion, err)
+		return nil, v1alpha1.ErrorList{{File: repoPath(root, dir), Message: "helm template: " + err.Error()}}
 	}
-	install.KubeVersion = kv
-	install.APIVersions = common.VersionSet(caps.APIVersions)
-	rel, err := runBounded(budgets.withDefaults().MaxTime, func() (any, error) { return install.Run(ch, vals) })
-	if err != nil {
-		msg := trimRoot(err, root)
-		if work.exceeded() {
-			msg = fmt.Sprintf("%v: %s", ErrBudget, msg)
+	if out.Error != "" {
+		msg := trimRoot(errors.New(out.Error), root)
+		switch {
+		case out.ChartError:
+			msg = "chart: " + msg
+		case out.Budget:
+			msg = fmt.Sprintf("helm template: %v: %s", ErrBudget, msg)
+		default:
+			msg = "helm template: " + msg
 		}
-		return nil, v1alpha1.ErrorList{{File: repoPath(root, dir), Message: "helm template: " + msg}}
+		return nil, v1alpha1.ErrorList{{File: repoPath(root, dir), Message: msg}}
 	}
-	out := rel.(*helmrelease.Release)
 	var b bytes.Buffer
 	b.WriteString(strings.TrimSpace(out.Manifest))
 	var refused []string
@@ -291,32 +254,6 @@ func trimRoot(err error, root string) string {
 		msg = strings.ReplaceAll(msg, strings.TrimSuffix(root, "/")+"/", "")
 	}
 	return msg
-}
-
-// runBounded runs fn, giving up after limit: a template that loops for
-// long fails its release instead of holding the pass. (The goroutine runs
-// on to its end; the template functions' work budget bounds how long.)
-func runBounded(limit time.Duration, fn func() (any, error)) (any, error) {
-	type result struct {
-		v   any
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{err: fmt.Errorf("panicked: %v", p)}
-			}
-		}()
-		v, err := fn()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-time.After(limit):
-		return nil, fmt.Errorf("%w: the chart took longer than %s to render", ErrBudget, limit)
-	}
 }
 
 var errNondeterministic = errors.New("not deterministic: the render would differ on every pass and start a new version each time; generate the value once and commit it (encrypted with SOPS if secret)")

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
@@ -437,6 +438,8 @@ func TestHelmRefused(t *testing.T) {
 			"generated more than 4000000 elements"},
 		{"repeat bomb", map[string]string{"charts/c/templates/s.yaml": "{{ repeat 1000000000 \"x\" }}\n"}, "chart: charts/c", [2]string{},
 			"generated more than"},
+		{"string doubling", map[string]string{"charts/c/templates/s.yaml": "{{ $x := \"aaaaaaaa\" }}{{ range until 40 }}{{ $x = print $x $x }}{{ end }}{{ len $x }}\n"}, "chart: charts/c", [2]string{},
+			"ran out of its memory"},
 		{"values alias bomb", map[string]string{"charts/c/templates/s.yaml": "", "releases/shop/app/v.yaml": bomb}, "chart: charts/c\n      values: [v.yaml]", [2]string{},
 			"releases/shop/app/v.yaml: a YAML document expands to more than"},
 		{"chart values alias bomb", map[string]string{"charts/c/values.yaml": bomb}, "chart: charts/c", [2]string{},
@@ -477,5 +480,27 @@ func TestHelmRefused(t *testing.T) {
 				t.Fatalf("want an error saying %q, got %v", tc.want, err)
 			}
 		})
+	}
+}
+
+// TestHelmRenderTimeLimit: a chart whose templates run for ever (include
+// recursion that branches: bounded in depth by Helm, not in calls) is
+// killed at the render's time budget; the release fails, the agent goes
+// on.
+func TestHelmRenderTimeLimit(t *testing.T) {
+	dir := repo(t, map[string]string{
+		"charts/c/Chart.yaml":            "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"charts/c/templates/_r.tpl":      "{{- define \"r\" -}}{{- if gt (int .) 0 -}}{{- include \"r\" (sub (int .) 1) -}}{{- include \"r\" (sub (int .) 1) -}}{{- end -}}{{- end -}}\n",
+		"charts/c/templates/cm.yaml":     "{{ include \"r\" 60 }}\n",
+		"releases/shop/app/release.yaml": "apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: app, namespace: shop}\nspec:\n  workload: {kind: Deployment, name: app}\n  strategy: {rolling: {}}\n  source:\n    helm:\n      chart: charts/c\n",
+	})
+	r := Renderer{Budgets: Budgets{MaxTime: 2 * time.Second}}
+	start := time.Now()
+	_, err := load(t, &r, dir, "")
+	if err == nil || !strings.Contains(err.Error(), "the chart took longer than 2s to render") {
+		t.Fatalf("want the render killed at its time budget, got %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the render returned after %s", took)
 	}
 }
