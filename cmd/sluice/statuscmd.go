@@ -183,6 +183,10 @@ func (c *clone) stepOf(id string, st *v1alpha1.ReleaseStatus) string {
 		return fmt.Sprint(st.Step)
 	}
 	steps := p.Release.Spec.Strategy.Steps()
+	if len(steps) == 0 {
+		// Manual mode: pull requests move the weight; there are no steps.
+		return "manual"
+	}
 	if int(st.Step) >= len(steps) {
 		return fmt.Sprintf("%d/%d", st.Step+1, len(steps))
 	}
