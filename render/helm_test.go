@@ -302,19 +302,7 @@ func TestHelmRenderParity(t *testing.T) {
 			var got []*unstructured.Unstructured
 			if res != nil {
 				got = res.Objects
-				golden := filepath.Join("testdata", "golden", "helm-"+c.name+".yaml")
-				if *update {
-					if err := os.WriteFile(golden, res.YAML, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./render -update)", err)
-				}
-				if diff := cmp.Diff(string(want), string(res.YAML)); diff != "" {
-					t.Errorf("render (-golden +got):\n%s", diff)
-				}
+				checkGolden(t, "helm-"+c.name+".yaml", res.YAML)
 			} else {
 				// No Deployment "app" in this chart: render the objects
 				// through kustomize all the same.

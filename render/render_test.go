@@ -39,19 +39,7 @@ func TestGoldenExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "golden", name+".yaml")
-			if *update {
-				if err := os.WriteFile(golden, res.YAML, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./render -update)", err)
-			}
-			if diff := cmp.Diff(string(want), string(res.YAML)); diff != "" {
-				t.Errorf("render (-want +got):\n%s", diff)
-			}
+			checkGolden(t, name+".yaml", res.YAML)
 			if res.Workload == nil || res.Workload.GetName() != p.Release.Spec.Workload.Name {
 				t.Errorf("workload not located")
 			}
@@ -62,6 +50,25 @@ func TestGoldenExamples(t *testing.T) {
 				t.Errorf("digests %q %q", res.Digest, res.VersionDigest)
 			}
 		})
+	}
+}
+
+// checkGolden compares a render with testdata/golden/name (rewritten with
+// -update).
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./render -update)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("render (-golden +got):\n%s", diff)
 	}
 }
 
