@@ -110,6 +110,13 @@ var helmCases = []helmCase{
 	{name: "hooks-refused", chart: "crds-hooks", wantErr: "templates/migrate.yaml (Job/app-migrate)", sluiceOnly: true},
 	{name: "schema", chart: "schema", set: map[string]string{"replicas": "3"}},
 	{name: "schema-refused", chart: "schema", set: map[string]string{"replicas": "20"}, wantErr: "maximum"},
+	{name: "ranges-tpl-dict", chart: "ranges", set: map[string]string{"services.cache.port": "6379", "services.cache.replicas": "1"}},
+	{name: "subdirectories-notes-partials", chart: "subdirs"},
+	{name: "capability-gated-old", chart: "gated", caps: Capabilities{KubeVersion: "v1.18.0"}},
+	{name: "capability-gated-new", chart: "gated", caps: Capabilities{KubeVersion: "v1.33.1", APIVersions: []string{"networking.k8s.io/v1/Ingress"}}},
+	{name: "empty-documents", chart: "emptydocs"},
+	{name: "tags-globals-import-values", chart: "globals"},
+	{name: "tags-off", chart: "globals", set: map[string]string{"tags.back": "false", "global.region": "us-east-2"}},
 }
 
 // helmCaseRepo lays a case out as a repository: the chart under charts/,
@@ -402,6 +409,42 @@ func TestHelmRelease(t *testing.T) {
 	write("helm-chart.sluice.yaml", "kind: ConfigMap\n")
 	if _, _, err := r.Load(context.Background(), fsys, fsys.Root(), "releases/shop/app/release.yaml", ""); err == nil || !strings.Contains(err.Error(), ChartResource) {
 		t.Errorf("a file named %s: %v", ChartResource, err)
+	}
+}
+
+// TestHelmListsAndDuplicates: a chart's List is its items, with or
+// without a kustomization over the chart (kustomize expands Lists too); an
+// object twice is refused either way.
+func TestHelmListsAndDuplicates(t *testing.T) {
+	list := "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: one}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: two}}\n"
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec: {containers: [{name: app, image: app:1}]}\n"
+	for _, kustomized := range []bool{false, true} {
+		files := map[string]string{
+			"charts/c/Chart.yaml":            "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+			"charts/c/templates/list.yaml":   list,
+			"charts/c/templates/deploy.yaml": deploy,
+			"releases/shop/app/release.yaml": "apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: app, namespace: shop}\nspec:\n  workload: {kind: Deployment, name: app}\n  strategy: {rolling: {}}\n  source:\n    helm:\n      chart: charts/c\n",
+		}
+		if kustomized {
+			files["releases/shop/app/kustomization.yaml"] = "namespace: shop\n"
+		}
+		var r Renderer
+		res, err := load(t, &r, repo(t, files), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, o := range res.Objects {
+			ids = append(ids, o.GetKind()+"/"+o.GetName())
+		}
+		sort.Strings(ids)
+		if got := strings.Join(ids, " "); got != "ConfigMap/one ConfigMap/two Deployment/app" {
+			t.Errorf("kustomized %v: objects %s", kustomized, got)
+		}
+		files["charts/c/templates/again.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n"
+		if _, err := load(t, &r, repo(t, files), ""); err == nil {
+			t.Errorf("kustomized %v: ConfigMap/one twice was accepted", kustomized)
+		}
 	}
 }
 

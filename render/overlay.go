@@ -9,6 +9,7 @@ import (
 	"path"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
@@ -136,14 +137,27 @@ func decodeManifest(manifest []byte) ([]*unstructured.Unstructured, error) {
 		if err := obj.UnmarshalJSON(js); err != nil {
 			return nil, err
 		}
-		if obj.GetName() == "" {
-			return nil, fmt.Errorf("%s with no metadata.name", obj.GetKind())
+		// A List's items are the objects, as kustomize reads them.
+		items := []*unstructured.Unstructured{obj}
+		if obj.IsList() {
+			items = nil
+			if err := obj.EachListItem(func(o runtime.Object) error {
+				items = append(items, o.(*unstructured.Unstructured))
+				return nil
+			}); err != nil {
+				return nil, err
+			}
 		}
-		id := ObjectID(obj)
-		if seen[id] {
-			return nil, fmt.Errorf("%s twice", id)
+		for _, o := range items {
+			if o.GetName() == "" {
+				return nil, fmt.Errorf("%s with no metadata.name", o.GetKind())
+			}
+			id := ObjectID(o)
+			if seen[id] {
+				return nil, fmt.Errorf("%s twice", id)
+			}
+			seen[id] = true
+			objs = append(objs, o)
 		}
-		seen[id] = true
-		objs = append(objs, obj)
 	}
 }
