@@ -385,7 +385,7 @@ func (a *Agent) noticeRewrite(ctx context.Context, specHead plumbing.Hash) strin
 func (a *Agent) fileKeys(specHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) ([]string, map[string]string, error) {
 	if a.files0 == nil || a.files0.spec != specHead {
 		files, err := specTree.ReleaseFiles(a.opts.Path)
-		var skipped render.SkippedPaths
+		var skipped v1alpha1.SkippedPaths
 		switch {
 		case errors.As(err, &skipped):
 			// One bad entry (an escaping or looping symlink, a submodule)

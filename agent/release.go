@@ -65,7 +65,7 @@ func (a *Agent) safeRelease(ctx context.Context, file string, specHead plumbing.
 func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash, specTree, statusTree *gitsource.TreeFS) outcome {
 	out := outcome{file: file}
 	dir := path.Dir(file)
-	statusFile := path.Join(dir, render.StatusFile)
+	statusFile := path.Join(dir, v1alpha1.StatusFile)
 	st, err := readStatus(statusTree, statusFile)
 	if err != nil {
 		a.log.Error("status unreadable", zap.String("file", statusFile), zap.Error(err))

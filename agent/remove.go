@@ -14,7 +14,6 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
 	"github.com/sluice-dev/sluice/reconcile"
-	"github.com/sluice-dev/sluice/render"
 )
 
 // errMassRemoval: every managed release vanished from the spec at once.
@@ -55,7 +54,7 @@ func (a *Agent) removeReleases(ctx context.Context, files []string, statusTree *
 		return 0 // the same trees as a pass that found nothing to remove, or refused
 	}
 	statuses, err := statusTree.StatusFiles(a.opts.Path)
-	var skipped render.SkippedPaths
+	var skipped v1alpha1.SkippedPaths
 	if errors.As(err, &skipped) {
 		err = nil // an unreadable entry is not listed, so not removed
 	}
@@ -103,7 +102,7 @@ func (a *Agent) removeRelease(ctx context.Context, statusFile string, statusTree
 		})
 		ok := a.writeStatus(ctx, &statusWrite{release: id, spec: &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: statusFile}}}})
 		if ok {
-			a.forget(id, path.Join(path.Dir(statusFile), render.ReleaseFile))
+			a.forget(id, path.Join(path.Dir(statusFile), v1alpha1.ReleaseFile))
 		}
 		return ok
 	}

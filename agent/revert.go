@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
-	"github.com/sluice-dev/sluice/render"
 )
 
 // revertFiles commits, on the spec branch, the release's directory and its
@@ -83,7 +82,7 @@ func files(t *gitsource.TreeFS, dir string) (map[string]string, error) {
 		if err != nil {
 			return err
 		}
-		if info.IsDir() || path.Base(p) == render.StatusFile {
+		if info.IsDir() || path.Base(p) == v1alpha1.StatusFile {
 			return nil
 		}
 		b, err := t.ReadFile(p)

@@ -8,7 +8,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/sluice-dev/sluice/render"
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
 // ReleaseFiles lists the release files under dir (repository-relative,
@@ -17,7 +17,7 @@ func (t *TreeFS) ReleaseFiles(dir string) ([]string, error) {
 	if !t.IsDir("/" + dir) {
 		return nil, nil
 	}
-	return render.FindReleases(t, "/", dir)
+	return v1alpha1.FindReleases(t, "/", dir)
 }
 
 // StatusFiles lists the status files under dir at this tree, sorted.
@@ -25,7 +25,7 @@ func (t *TreeFS) StatusFiles(dir string) ([]string, error) {
 	if !t.IsDir("/" + dir) {
 		return nil, nil
 	}
-	return render.FindStatuses(t, "/", dir)
+	return v1alpha1.FindStatuses(t, "/", dir)
 }
 
 // TreeHash is the Git tree hash of a directory (repository-relative): the
@@ -73,7 +73,7 @@ func (s *Source) Changed(ctx context.Context, from, to plumbing.Hash) (bool, err
 	}
 	for _, c := range changes {
 		for _, name := range []string{c.From.Name, c.To.Name} {
-			if name != "" && path.Base(name) != render.StatusFile {
+			if name != "" && path.Base(name) != v1alpha1.StatusFile {
 				return true, nil
 			}
 		}

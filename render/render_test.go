@@ -24,7 +24,7 @@ func TestGoldenExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := FindReleases(fsys, fsys.Root(), ".")
+	files, err := v1alpha1.FindReleases(fsys, fsys.Root(), ".")
 	if err != nil {
 		t.Fatal(err)
 	}

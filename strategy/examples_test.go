@@ -40,7 +40,7 @@ func TestExamplesOnTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := render.FindReleases(fsys, fsys.Root(), ".")
+	files, _ := v1alpha1.FindReleases(fsys, fsys.Root(), ".")
 	var r render.Renderer
 	routed := 0
 	for _, f := range files {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
-	"github.com/sluice-dev/sluice/render"
 )
 
 // Dynamic shell completion from the repository: release names for the
@@ -27,7 +26,7 @@ func completeReleases(f *verbFlags) cobra.CompletionFunc {
 }
 
 func releaseNames(f *verbFlags, prefix string) []string {
-	files, _ := filepath.Glob(filepath.Join(f.dir, f.path, "*", "*", render.ReleaseFile))
+	files, _ := filepath.Glob(filepath.Join(f.dir, f.path, "*", "*", v1alpha1.ReleaseFile))
 	var out []string
 	for _, file := range files {
 		dir := filepath.Dir(file)

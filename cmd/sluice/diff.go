@@ -120,9 +120,9 @@ func desired(ctx context.Context, repo *localRepo, f *verbFlags, p *v1alpha1.Par
 	c := &clone{dir: root, statusBranch: f.statusBranch, remote: f.remote}
 	headRev, _ := c.git("rev-parse", "HEAD")
 	var st v1alpha1.ReleaseStatus
-	if out, err := c.git("show", c.statusRef()+":"+path.Join(p.Dir(), render.StatusFile)); err == nil {
+	if out, err := c.git("show", c.statusRef()+":"+path.Join(p.Dir(), v1alpha1.StatusFile)); err == nil {
 		if err := sigsyaml.Unmarshal([]byte(out), &st); err != nil {
-			return nil, nil, fmt.Errorf("%s on %s: %w", path.Join(p.Dir(), render.StatusFile), f.statusBranch, err)
+			return nil, nil, fmt.Errorf("%s on %s: %w", path.Join(p.Dir(), v1alpha1.StatusFile), f.statusBranch, err)
 		}
 	}
 	if st.Phase == v1alpha1.PhaseRemoved {

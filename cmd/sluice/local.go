@@ -96,7 +96,7 @@ func (l *localRepo) displayPath(p string) string {
 // error (when found) so errors can be shown relative to it.
 func loadReleaseArg(ctx context.Context, arg string, r *render.Renderer) (*localRepo, *v1alpha1.Parsed, *render.Result, error) {
 	if st, err := os.Stat(arg); err == nil && st.IsDir() {
-		arg = filepath.Join(arg, render.ReleaseFile)
+		arg = filepath.Join(arg, v1alpha1.ReleaseFile)
 	}
 	repo, err := openLocal(arg)
 	if err != nil {

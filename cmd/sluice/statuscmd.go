@@ -18,7 +18,6 @@ import (
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
-	"github.com/sluice-dev/sluice/render"
 	"github.com/sluice-dev/sluice/strategy"
 )
 
@@ -107,7 +106,7 @@ func printStatus(w io.Writer, c *clone, ref string, ids []string, output string)
 			return &exitError{code: 1, msg: fmt.Sprintf("no status branch %s yet: has the agent run? (%v)", c.statusBranch, err)}
 		}
 		for _, l := range strings.Split(out, "\n") {
-			if path.Base(l) == render.StatusFile {
+			if path.Base(l) == v1alpha1.StatusFile {
 				parts := strings.Split(path.Dir(l), "/")
 				ids = append(ids, strings.Join(parts[len(parts)-2:], "/"))
 			}
@@ -232,7 +231,7 @@ func newHistoryCommand() *cobra.Command {
 			}
 			ns, name, _ := strings.Cut(args[0], "/")
 			ref := c.statusRef()
-			out, err := c.git("log", "--format=%H%x1f%cI%x1f%B%x1e", ref, "--", path.Join(c.releasesPath, ns, name, render.StatusFile))
+			out, err := c.git("log", "--format=%H%x1f%cI%x1f%B%x1e", ref, "--", path.Join(c.releasesPath, ns, name, v1alpha1.StatusFile))
 			if err != nil {
 				return fail(err)
 			}

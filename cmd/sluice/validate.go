@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
-	"github.com/sluice-dev/sluice/render"
 )
 
 // validateResult is one release file's verdict, for -o json|yaml.
@@ -71,7 +70,7 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 			failed, checked, badPaths, skippedPaths := 0, 0, 0, 0
 			for _, arg := range args {
 				files, repo, err := releaseFiles(arg)
-				var skipped render.SkippedPaths
+				var skipped v1alpha1.SkippedPaths
 				switch {
 				case errors.As(err, &skipped):
 					// Reported as the agent skips them; the rest is checked.
@@ -130,8 +129,8 @@ Exit status: 0 when every release is valid, 1 when any is not.`,
 
 // outsideReleases keeps the skipped paths that are not inside a release
 // file's directory.
-func outsideReleases(skipped render.SkippedPaths, files []string) render.SkippedPaths {
-	var out render.SkippedPaths
+func outsideReleases(skipped v1alpha1.SkippedPaths, files []string) v1alpha1.SkippedPaths {
+	var out v1alpha1.SkippedPaths
 	for _, s := range skipped {
 		inside := false
 		for _, f := range files {
@@ -161,8 +160,8 @@ func releaseFiles(arg string) ([]string, *localRepo, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 		return []string{rel}, repo, nil
 	}
-	files, err := render.FindReleases(repo.fs, repo.fs.Root(), rel)
-	var skipped render.SkippedPaths
+	files, err := v1alpha1.FindReleases(repo.fs, repo.fs.Root(), rel)
+	var skipped v1alpha1.SkippedPaths
 	if err != nil && !errors.As(err, &skipped) {
 		return nil, nil, err
 	}
@@ -170,7 +169,7 @@ func releaseFiles(arg string) ([]string, *localRepo, error) {
 		return files, repo, skipped
 	}
 	if len(files) == 0 {
-		return nil, nil, fmt.Errorf("no %s found", render.ReleaseFile)
+		return nil, nil, fmt.Errorf("no %s found", v1alpha1.ReleaseFile)
 	}
 	return files, repo, nil
 }

@@ -50,7 +50,7 @@ func (c *clone) releaseFile(release string) (string, error) {
 		return "", err
 	}
 	ns, name, _ := strings.Cut(release, "/")
-	p := path.Join(c.releasesPath, ns, name, render.ReleaseFile)
+	p := path.Join(c.releasesPath, ns, name, v1alpha1.ReleaseFile)
 	if _, err := os.Stat(filepath.Join(c.dir, p)); err != nil {
 		return "", &exitError{code: 1, msg: fmt.Sprintf("release %s not found: there is no %s in this clone (sluice status lists the releases)", release, p)}
 	}
@@ -101,7 +101,7 @@ func (c *clone) statusAt(ref, release string) (*v1alpha1.ReleaseStatus, error) {
 		return nil, err
 	}
 	ns, name, _ := strings.Cut(release, "/")
-	file := path.Join(c.releasesPath, ns, name, render.StatusFile)
+	file := path.Join(c.releasesPath, ns, name, v1alpha1.StatusFile)
 	out, err := c.git("show", ref+":"+file)
 	if err != nil {
 		return nil, fmt.Errorf("no status for %s on %s yet (has the agent seen it?)", release, c.statusBranch)
