@@ -74,10 +74,15 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 		// Its files came back before the status went: a new install.
 		st = v1alpha1.ReleaseStatus{}
 	}
-	key, dirs := renderInputs(specTree, dir, file)
+	// The release file is parsed once for the pass and handed down.
+	p, err := render.ReadRelease(specTree, "/", file)
+	key, dirs := renderInputs(specTree, dir, p)
 	out.dirs = dirs
 	renderStart := time.Now()
-	p, head, err := a.renderer.Load(ctx, specTree, "/", file, key)
+	var head *render.Result
+	if err == nil {
+		head, err = a.renderer.LoadParsed(ctx, specTree, "/", p, key)
+	}
 	a.metrics.render.Observe(time.Since(renderStart).Seconds())
 	if err != nil {
 		out.failed = true
@@ -299,43 +304,42 @@ func (a *Agent) renderAt(ctx context.Context, h plumbing.Hash, file string) (*re
 	if err != nil {
 		return nil, nil, err
 	}
-	p, res, err := a.renderer.Load(ctx, tree, "/", file, renderKey(tree, path.Dir(file), file))
+	p, err := render.ReadRelease(tree, "/", file)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, _ := renderInputs(tree, path.Dir(file), p)
+	res, err := a.renderer.LoadParsed(ctx, tree, "/", p, key)
 	if err != nil {
 		return nil, nil, err
 	}
 	return res, p.Release, nil
 }
 
-// renderKey identifies a release's render by content: the tree hashes of
-// its directory and of every directory its kustomization reaches (bases
-// elsewhere in the repository included).
-func renderKey(tree *gitsource.TreeFS, dir, file string) string {
-	key, _ := renderInputs(tree, dir, file)
-	return key
-}
-
-// renderInputs is renderKey with the directories it hashed.
-func renderInputs(tree *gitsource.TreeFS, dir, file string) (string, []string) {
+// renderInputs identifies a release's render by content: the tree hashes
+// of its directory and of every directory its render reads (bases,
+// charts, values files and check templates elsewhere in the repository),
+// and those directories. p is the parsed release file, nil when it does
+// not parse (then its directory alone identifies it).
+func renderInputs(tree *gitsource.TreeFS, dir string, p *v1alpha1.Parsed) (string, []string) {
 	dirs := []string{dir}
-	b, err := tree.ReadFile("/" + file)
-	if err == nil {
-		if p, err := v1alpha1.ParseRelease(file, b); err == nil {
-			for _, d := range render.SourceDirs(tree, "/"+p.SourceDir()) {
-				dirs = append(dirs, strings.TrimPrefix(d, "/"))
+	if p == nil {
+		return dirsKey(tree, dirs), dirs
+	}
+	for _, d := range render.SourceDirs(tree, "/"+p.SourceDir()) {
+		dirs = append(dirs, strings.TrimPrefix(d, "/"))
+	}
+	// A chart and its values files are inputs, wherever they are.
+	for _, d := range render.HelmDirs(tree, "/", p) {
+		dirs = append(dirs, strings.TrimPrefix(d, "/"))
+	}
+	// Its check templates are inputs too.
+	for _, c := range p.Release.Spec.Checks {
+		if c.Template.Name != "" {
+			if d := render.TemplateDir(tree, "/", p.File); d != "" {
+				dirs = append(dirs, d)
 			}
-			// A chart and its values files are inputs, wherever they are.
-			for _, d := range render.HelmDirs(tree, "/", p) {
-				dirs = append(dirs, strings.TrimPrefix(d, "/"))
-			}
-			// Its check templates are inputs too.
-			for _, c := range p.Release.Spec.Checks {
-				if c.Template.Name != "" {
-					if d := render.TemplateDir(tree, "/", file); d != "" {
-						dirs = append(dirs, d)
-					}
-					break
-				}
-			}
+			break
 		}
 	}
 	return dirsKey(tree, dirs), dirs

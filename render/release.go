@@ -11,40 +11,52 @@ import (
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
 
+// ReadRelease reads and parses the release file (repository-relative).
+func ReadRelease(fsys filesys.FileSystem, root, file string) (*v1alpha1.Parsed, error) {
+	data, err := fsys.ReadFile(path.Join(root, file))
+	if err != nil {
+		return nil, v1alpha1.ErrorList{{File: file, Message: strings.TrimPrefix(err.Error(), root)}}
+	}
+	return v1alpha1.ParseRelease(file, data)
+}
+
 // Load parses the release file (repository-relative) and renders it: every
 // check the agent runs before applying anything.
 func (r *Renderer) Load(ctx context.Context, fsys filesys.FileSystem, root, file, cacheKey string) (*v1alpha1.Parsed, *Result, error) {
-	data, err := fsys.ReadFile(path.Join(root, file))
-	if err != nil {
-		return nil, nil, v1alpha1.ErrorList{{File: file, Message: strings.TrimPrefix(err.Error(), root)}}
-	}
-	p, err := v1alpha1.ParseRelease(file, data)
+	p, err := ReadRelease(fsys, root, file)
 	if err != nil {
 		return nil, nil, err
 	}
+	res, err := r.LoadParsed(ctx, fsys, root, p, cacheKey)
+	return p, res, err
+}
+
+// LoadParsed is Load of a release already parsed (the caller read it once
+// for the pass and hands it down).
+func (r *Renderer) LoadParsed(ctx context.Context, fsys filesys.FileSystem, root string, p *v1alpha1.Parsed, cacheKey string) (*Result, error) {
 	if errs := p.CheckPlace(r.Tenancy); len(errs) > 0 {
-		return p, nil, errs
+		return nil, errs
 	}
-	if err := badEntries(fsys, root, path.Dir(file)); err != nil {
-		return p, nil, err
+	if err := badEntries(fsys, root, p.Dir()); err != nil {
+		return nil, err
 	}
 	if err := resolveTemplates(fsys, root, p); err != nil {
-		return p, nil, err
+		return nil, err
 	}
 	res, err := r.Render(ctx, Input{FS: fsys, Root: root, Release: p, CacheKey: cacheKey})
 	if err != nil {
-		return p, nil, err
+		return nil, err
 	}
 	var errs v1alpha1.ErrorList
 	for _, o := range res.Objects {
 		if e := p.CheckObject(r.Tenancy, o.GroupVersionKind().Group, o.GetKind(), o.GetName(), o.GetNamespace()); e != nil {
-			errs = append(errs, placeObjectError(fsys, root, path.Dir(file), e, o.GetKind(), o.GetName()))
+			errs = append(errs, placeObjectError(fsys, root, p.Dir(), e, o.GetKind(), o.GetName()))
 		}
 	}
 	if len(errs) > 0 {
-		return p, nil, errs
+		return nil, errs
 	}
-	return p, res, nil
+	return res, nil
 }
 
 // badEntries fails a release whose own directory holds an entry that
