@@ -15,7 +15,7 @@ func TestDocsNameOnlyFilesThatExist(t *testing.T) {
 	pages, _ := filepath.Glob("../../docs/*.md")
 	pages = append(pages, "../../README.md", "../../examples/README.md", "../../e2e/README.md")
 	link := regexp.MustCompile(`\]\(([^)#\s]+)`)
-	mention := regexp.MustCompile("(?:^|[\\s`(])((?:docs|deploy|charts|examples|hack|testdata|internal|cmd|api|render|agent|strategy|reconcile|gitsource|routes|e2e)/[\\w./-]*[\\w/])")
+	mention := regexp.MustCompile("(?:^|[\\s`(])((?:docs|deploy|examples|hack|testdata|internal|cmd|api|render|agent|strategy|reconcile|gitsource|routes|e2e)/[\\w./-]*[\\w/])")
 	for _, page := range pages {
 		b, err := os.ReadFile(page)
 		if err != nil {
