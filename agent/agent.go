@@ -79,7 +79,12 @@ type Agent struct {
 	poke chan struct{}
 	// heads are the branches' heads at the last poll (pass goroutine only;
 	// statusHead overrides Status after the agent's own pushes).
-	heads  gitsource.Heads
+	heads gitsource.Heads
+	// appliedSpec is the spec commit the last pass applied (verified,
+	// when commits are verified): what the image scanner reads.
+	appliedSpec plumbing.Hash
+	// images is --image-updates' scanner, nil when off.
+	images *imageScanner
 	files0 *releaseFiles
 	// lastSpec is the spec head of the last pass (pass goroutine only).
 	lastSpec plumbing.Hash
@@ -184,6 +189,11 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 		return nil, err
 	}
 	ag.renderer.Tenancy = opts.Tenancy
+	if opts.ImageUpdates {
+		if ag.images, err = newImageScanner(opts); err != nil {
+			return nil, err
+		}
+	}
 	ag.renderer.Capabilities = (&clusterCapabilities{agent: ag}).get
 	if len(opts.SOPSAgeKeyFiles) > 0 {
 		if ag.renderer.Decryptor, err = render.LoadAgeKeys(opts.SOPSAgeKeyFiles...); err != nil {
@@ -270,6 +280,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.appliedSpec = specHead
 	statusTree := specTree
 	if !a.src.SameBranch() {
 		statusTree = nil
@@ -535,6 +546,20 @@ func (a *Agent) Run(ctx context.Context) error {
 				if d := time.Until(res.WakeAt); d < wait {
 					// A transition's next decision is taken at once.
 					wait = max(d, 10*time.Millisecond)
+				}
+			}
+			if a.images != nil {
+				if d := a.images.until(); d > 0 {
+					wait = min(wait, d)
+				} else {
+					ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), passTimeout)
+					if a.scanImages(ictx) {
+						// The bump is on the spec branch: the next pass
+						// polls at once and starts its rollout.
+						lastPoll, wait = time.Time{}, 0
+					}
+					icancel()
+					wait = min(wait, a.images.until())
 				}
 			}
 		}

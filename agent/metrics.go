@@ -15,16 +15,18 @@ type metrics struct {
 	reg          *prometheus.Registry
 	passDuration prometheus.Histogram
 	gitPolls     prometheus.Counter
-	commits      prometheus.Counter
-	applies      *prometheus.CounterVec
-	transitions  *prometheus.CounterVec
-	checks       *prometheus.CounterVec
-	phase        *prometheus.GaugeVec
-	weight       *prometheus.GaugeVec
-	gitFetch     prometheus.Histogram
-	render       prometheus.Histogram
-	drift        *prometheus.GaugeVec
-	suspended    *prometheus.GaugeVec
+	// image updates: registry scans, their errors, bumps committed.
+	imageScans, imageScanErrors, imageProposals prometheus.Counter
+	commits                                     prometheus.Counter
+	applies                                     *prometheus.CounterVec
+	transitions                                 *prometheus.CounterVec
+	checks                                      *prometheus.CounterVec
+	phase                                       *prometheus.GaugeVec
+	weight                                      *prometheus.GaugeVec
+	gitFetch                                    prometheus.Histogram
+	render                                      prometheus.Histogram
+	drift                                       *prometheus.GaugeVec
+	suspended                                   *prometheus.GaugeVec
 	// stableUnrenderable is 1 while a release's stable revision cannot be
 	// rendered (nothing is applied for it).
 	stableUnrenderable *prometheus.GaugeVec
@@ -68,6 +70,9 @@ func newMetrics() *metrics {
 		reg:                prometheus.NewRegistry(),
 		passDuration:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_reconcile_duration_seconds", Help: "Duration of a pass over all releases.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		gitPolls:           prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_git_polls_total", Help: "ls-remote polls of the repository."}),
+		imageScans:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_image_scans_total", Help: "Tag listings of images named in spec.imageUpdates."}),
+		imageScanErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_image_scan_errors_total", Help: "Failed tag listings, digest lookups and image update commits."}),
+		imageProposals:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_image_updates_committed_total", Help: "Image tag bumps committed to the spec branch."}),
 		commits:            prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_status_commits_total", Help: "Status commits pushed."}),
 		applies:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_apply_objects_total", Help: "Objects applied, by action."}, []string{"action"}),
 		transitions:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_transitions_total", Help: "Release state transitions committed."}, []string{"namespace", "name", "phase"}),
@@ -100,6 +105,7 @@ func newMetrics() *metrics {
 	m.leader.Set(1)
 	m.reg.MustRegister(m.info, m.step, m.steps, m.stepStart, m.checkValue, m.errors, m.pushErrors, m.lastPoll, m.leader)
 	m.reg.MustRegister(m.gitFetch, m.render, m.drift, m.suspended, m.removalRefused, m.stableUnrenderable, m.skippedPaths, m.panics, m.hooks, m.specRewrites, m.unverified, m.verified)
+	m.reg.MustRegister(m.imageScans, m.imageScanErrors, m.imageProposals)
 	m.reg.MustRegister(m.passDuration, m.gitPolls, m.commits, m.applies, m.transitions, m.checks, m.phase, m.weight,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -58,6 +58,12 @@ type Options struct {
 	AdvertiseAddress   string
 	HookSecretFile     string
 	PprofListen        string
+	// ImageUpdates turns on the registry scanner (spec.imageUpdates);
+	// ImageInterval is how often it scans; ImageDockerConfigs are Docker
+	// config files (or dockerconfigjson Secrets) with registry credentials.
+	ImageUpdates       bool
+	ImageInterval      time.Duration
+	ImageDockerConfigs []string
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -85,6 +91,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address for /metrics, /healthz and /readyz (empty: off)")
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on --pprof-listen (a loopback address of its own)")
 	fs.StringVar(&o.PprofListen, "pprof-listen", "127.0.0.1:6060", "loopback address for --pprof")
+	fs.BoolVar(&o.ImageUpdates, "image-updates", false, "scan the registries of the images releases name in spec.imageUpdates and commit newer tags to their kustomizations")
+	fs.DurationVar(&o.ImageInterval, "image-interval", time.Minute, "how often --image-updates lists each image's tags (give or take a tenth)")
+	fs.StringArrayVar(&o.ImageDockerConfigs, "image-docker-config", nil, "Docker config file (config.json, or a mounted dockerconfigjson Secret's key) with registry credentials for --image-updates; repeatable")
 	fs.StringVar(&o.HookSecretFile, "hook-secret-file", "", "file holding the push webhooks' secret: POST /hook then counts only hooks signed with it (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea/Forgejo signatures)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "host:port where the other replicas reach this one's --listen (under leader election a follower forwards POST /hook to the leader's); deploy/ sets it from the pod IP")

@@ -67,6 +67,10 @@ type ReleaseSpec struct {
 	// allows. Empty: the agent's --default-service-account, else the
 	// agent's own identity.
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ImageUpdates are the images the agent (with --image-updates) keeps
+	// at the newest tag its registry has within a policy, by committing
+	// the tag to the release's kustomization.
+	ImageUpdates []ImageUpdate `json:"imageUpdates,omitempty"`
 }
 
 // Source locates the kustomization of a release.

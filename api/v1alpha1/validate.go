@@ -108,6 +108,7 @@ func (v *validator) release() {
 	v.dnsName("metadata.namespace", r.Metadata.Namespace, true)
 	v.source()
 	v.helm()
+	v.imageUpdates()
 	s := &r.Spec
 	if s.Workload.Kind != "Deployment" {
 		v.errorf("spec.workload.kind", "must be Deployment, got %q", s.Workload.Kind)

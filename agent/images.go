@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"go.uber.org/zap"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/gitsource"
+	"github.com/sluice-dev/sluice/imageupdate"
+	"github.com/sluice-dev/sluice/internal/egress"
+	"github.com/sluice-dev/sluice/render"
+)
+
+// imageScanner is --image-updates: between passes, when due, it lists the
+// tags of every image a release's spec.imageUpdates names (once per image,
+// however many releases name it) and commits each release's newer tag to
+// its kustomization. The commit starts the canary; the scanner never
+// changes the cluster.
+type imageScanner struct {
+	reg      *imageupdate.Registry
+	interval time.Duration
+	next     time.Time
+	// proposed is the value last committed per release and image: one that
+	// Git no longer names was reverted or rolled back, and is not proposed
+	// again (only a newer tag is). Kept in memory: after a restart the
+	// scanner may propose it once more.
+	proposed map[string]string
+}
+
+func newImageScanner(opts Options) (*imageScanner, error) {
+	reg := &imageupdate.Registry{Transport: egress.Transport()}
+	if len(opts.ImageDockerConfigs) > 0 {
+		k, err := imageupdate.KeychainFromFiles(opts.ImageDockerConfigs...)
+		if err != nil {
+			return nil, fmt.Errorf("--image-docker-config: %w", err)
+		}
+		reg.Keychain = k
+	}
+	return &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}}, nil
+}
+
+// until is how long before the next scan is due.
+func (s *imageScanner) until() time.Duration { return time.Until(s.next) }
+
+// imageTarget is one release's policy for one image.
+type imageTarget struct {
+	p      *v1alpha1.Parsed
+	update v1alpha1.ImageUpdate
+}
+
+// scanImages scans the images of the releases at the spec head the last
+// pass applied, commits what is newer, and says whether it committed.
+func (a *Agent) scanImages(ctx context.Context) bool {
+	s := a.images
+	// The next scan in one interval, give or take a tenth, so replicas
+	// and registries do not see scans in lockstep.
+	s.next = time.Now().Add(s.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(s.interval)))
+	if a.appliedSpec.IsZero() {
+		return false
+	}
+	tree, err := a.tree(a.appliedSpec)
+	if err != nil {
+		a.log.Warn("image updates: spec tree", zap.Error(err))
+		return false
+	}
+	files, _ := v1alpha1.FindReleases(tree, "/", a.opts.Path)
+	byImage := map[string][]imageTarget{}
+	for _, f := range files {
+		p, err := render.ReadRelease(tree, "/", f)
+		if err != nil || (len(a.opts.Namespaces) > 0 && !slices.Contains(a.opts.Namespaces, p.Release.Metadata.Namespace)) {
+			continue // the pass reports it
+		}
+		for _, u := range p.Release.Spec.ImageUpdates {
+			byImage[u.Image] = append(byImage[u.Image], imageTarget{p, u})
+		}
+	}
+	images := make([]string, 0, len(byImage))
+	for image := range byImage {
+		images = append(images, image)
+	}
+	sort.Strings(images)
+	committed := false
+	for _, image := range images {
+		a.metrics.imageScans.Inc()
+		tags, err := s.reg.Tags(ctx, image)
+		if err != nil {
+			a.metrics.imageScanErrors.Inc()
+			a.log.Warn("image updates: listing tags failed; the next scan tries again", zap.String("image", image), zap.Error(err))
+			continue
+		}
+		for _, t := range byImage[image] {
+			if a.proposeImage(ctx, tree, t, tags) {
+				committed = true
+			}
+		}
+	}
+	return committed
+}
+
+// proposeImage commits the tag t's policy takes from tags when Git names
+// another, and says whether it did.
+func (a *Agent) proposeImage(ctx context.Context, tree *gitsource.TreeFS, t imageTarget, tags []string) bool {
+	s := a.images
+	id := t.p.Release.ID()
+	log := a.log.With(zap.String("release", id), zap.String("image", t.update.Image))
+	tag, ok := imageupdate.Latest(t.update.Policy, tags)
+	if !ok {
+		return false
+	}
+	value := tag
+	if t.update.Pin == "digest" {
+		d, err := s.reg.Digest(ctx, t.update.Image, tag)
+		if err != nil {
+			a.metrics.imageScanErrors.Inc()
+			log.Warn("image updates: resolving the digest failed", zap.String("tag", tag), zap.Error(err))
+			return false
+		}
+		value = tag + "@" + d
+	}
+	key := id + "|" + t.update.Image
+	current := currentImageTag(tree, t.p, t.update.Image)
+	if current == value || s.proposed[key] == value {
+		return false
+	}
+	err := a.commitImage(ctx, t, value)
+	if err != nil {
+		a.metrics.imageScanErrors.Inc()
+		log.Error("image updates: the commit failed; the next scan tries again", zap.String("to", value), zap.Error(err))
+		return false
+	}
+	s.proposed[key] = value
+	a.metrics.imageProposals.Inc()
+	log.Info("image update committed", zap.String("from", current), zap.String("to", value))
+	return true
+}
+
+// currentImageTag is the newTag the release's kustomization gives image.
+func currentImageTag(tree *gitsource.TreeFS, p *v1alpha1.Parsed, image string) string {
+	kf := kustomizationPath(tree, p)
+	data, err := tree.ReadFile("/" + kf)
+	if err != nil {
+		return ""
+	}
+	_, old, err := imageupdate.SetTag(data, image, "")
+	if err != nil {
+		return ""
+	}
+	return old
+}
+
+// kustomizationPath is the release's kustomization file (repository
+// relative), kustomization.yaml when there is none yet (a Helm release).
+func kustomizationPath(tree *gitsource.TreeFS, p *v1alpha1.Parsed) string {
+	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		f := path.Join(p.SourceDir(), n)
+		if tree.Exists("/"+f) && !tree.IsDir("/"+f) {
+			return f
+		}
+	}
+	return path.Join(p.SourceDir(), "kustomization.yaml")
+}
+
+// commitImage writes value as the image's newTag on the spec branch, one
+// commit per release and change, with trailers saying what moved.
+func (a *Agent) commitImage(ctx context.Context, t imageTarget, value string) error {
+	id := t.p.Release.ID()
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	_, err := a.src.Write(ctx, a.opts.Branch, func(ctx context.Context, _ plumbing.Hash, head *gitsource.TreeFS) (*gitsource.CommitSpec, error) {
+		kf := kustomizationPath(head, t.p)
+		data, err := head.ReadFile("/" + kf)
+		if err != nil && head.Exists("/"+kf) {
+			return nil, err
+		}
+		out, old, err := imageupdate.SetTag(data, t.update.Image, value)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kf, err)
+		}
+		if old == value {
+			return nil, nil // someone committed it first
+		}
+		from := old
+		if from == "" {
+			from = "(none)"
+		}
+		msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s %s %s → %s", id, t.update.Image, from, value),
+			fmt.Sprintf("The registry has %s:%s, the newest tag the release's policy (%s) allows; this commit starts its rollout.", t.update.Image, value, t.update.Policy.Name()),
+			[]gitsource.Trailer{{Key: "Sluice-Release", Value: id}, {Key: "Sluice-Image", Value: t.update.Image},
+				{Key: "Sluice-Image-From", Value: old}, {Key: "Sluice-Image-To", Value: value}, {Key: "Sluice-Policy", Value: t.update.Policy.Name()}})
+		return &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: kf, Data: out}}}, nil
+	})
+	return err
+}

@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-dev/sluice/api/v1alpha1"
+	"github.com/sluice-dev/sluice/internal/gitserver"
+)
+
+// testRegistry is Debian's docker-registry (the CNCF distribution
+// registry) on loopback with htpasswd auth, behind a proxy that counts tag
+// listings per repository.
+type testRegistry struct {
+	addr  string // the registry's own address
+	proxy string // host:port the agent uses
+	cmd   *exec.Cmd
+	lists atomic.Int64
+	user  authn.Authenticator
+}
+
+func startRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &testRegistry{addr: l.Addr().String(), user: &authn.Basic{Username: "ci", Password: "registry-pw"}}
+	l.Close()
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("registry-pw"), bcrypt.MinCost)
+	os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("ci:"+string(hash)+"\n"), 0o600)
+	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\nauth:\n  htpasswd: {realm: sluice, path: %s}\n",
+		filepath.Join(dir, "data"), r.addr, filepath.Join(dir, "htpasswd"))
+	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
+	r.cmd = exec.Command("/usr/bin/docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("docker-registry: %v (hack/testdeps.sh installs it)", err)
+	}
+	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
+	target, _ := url.Parse("http://" + r.addr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, "/tags/list") {
+			r.lists.Add(1)
+		}
+		rp.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.proxy = strings.TrimPrefix(srv.URL, "http://")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + r.addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registry did not start")
+		}
+	}
+	return r
+}
+
+// push writes a small random image as repo:tag.
+func (r *testRegistry) push(t *testing.T, repo, tag string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(r.addr + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(r.user)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dockerConfig is a config.json with the registry's credentials, keyed
+// by the address the agent uses.
+func (r *testRegistry) dockerConfig(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "config.json")
+	auth := base64.StdEncoding.EncodeToString([]byte("ci:registry-pw"))
+	os.WriteFile(f, []byte(fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, r.proxy, auth)), 0o600)
+	return f
+}
+
+// imageRelease is the canary example with its image from the test
+// registry and kept within policy by the agent.
+func imageRelease(ns, name, image, tag, policy string) map[string]string {
+	return map[string]string{
+		"release.yaml": fmt.Sprintf(`apiVersion: sluice.dev/v1alpha1
+kind: Release
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  workload: {kind: Deployment, name: canary}
+  traffic: {route: canary, service: canary}
+  strategy:
+    scaleDownDelay: 1s
+    canary:
+      steps: [{setWeight: 50}, {pause: {duration: 1s}}, {setWeight: 100}]
+  imageUpdates:
+  - image: %[3]s
+    policy: {semver: %[4]q}
+`, name, ns, image, policy),
+		"kustomization.yaml": fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %s
+resources: [deployment.yaml, service.yaml, route.yaml]
+configMapGenerator:
+- name: canary-config
+  literals: [GREETING=hello]
+# The image, as the agent keeps it:
+images:
+- name: ghcr.io/sluice-dev/podinfo
+  newName: %s
+  newTag: %q
+`, ns, image, tag),
+	}
+}
+
+// Scenario — a new image in the registry becomes a commit, and the
+// commit a canary: a tag within the policy is committed within one scan
+// interval and promoted; one outside it is not; a registry that is down
+// makes no commit; two releases naming one image cost one tag listing per
+// scan.
+func TestImageUpdates(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t)
+	reg.push(t, "shop/podinfo", "1.3.0")
+	image := reg.proxy + "/shop/podinfo"
+	w := newWorld(t, []string{"canary"})
+	files := map[string]string{}
+	for _, rel := range []string{"canary", "canary-b"} {
+		for f, c := range imageRelease(w.ns, rel, image, "1.3.0", ">=1.3.0 <2") {
+			files["releases/"+w.ns+"/"+rel+"/"+f] = c
+		}
+	}
+	// canary-b shares canary's manifests but names its own objects.
+	for _, f := range []string{"deployment.yaml", "service.yaml", "route.yaml"} {
+		files["releases/"+w.ns+"/canary-b/"+f] = strings.ReplaceAll(w.file("canary", f), "canary", "canary-b")
+	}
+	files["releases/"+w.ns+"/canary-b/release.yaml"] = strings.ReplaceAll(files["releases/"+w.ns+"/canary-b/release.yaml"], "name: canary}", "name: canary-b}")
+	files["releases/"+w.ns+"/canary-b/release.yaml"] = strings.ReplaceAll(files["releases/"+w.ns+"/canary-b/release.yaml"], "{route: canary, service: canary}", "{route: canary-b, service: canary-b}")
+	files["releases/"+w.ns+"/canary-b/kustomization.yaml"] = strings.ReplaceAll(files["releases/"+w.ns+"/canary-b/kustomization.yaml"], "name: canary-config", "name: canary-b-config")
+	// canary-b pins the digest the tag names.
+	files["releases/"+w.ns+"/canary-b/release.yaml"] += "    pin: digest\n"
+	w.repo.Commit(t, "two releases kept at the newest podinfo 1.x", files)
+	w.repo.Push(t)
+	w.start("--image-updates", "--image-interval", "2s", "--image-docker-config", reg.dockerConfig(t))
+	for _, rel := range []string{"canary", "canary-b"} {
+		w.waitStatus(rel, 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	}
+
+	// One tag listing per scan for the image both releases name.
+	before := reg.lists.Load()
+	time.Sleep(5 * time.Second)
+	if n := reg.lists.Load() - before; n < 1 || n > 4 {
+		t.Errorf("%d tag listings in 5 s at a 2 s interval for one image named by two releases; want one per scan", n)
+	}
+
+	pushed := time.Now()
+	reg.push(t, "shop/podinfo", "1.4.0")
+	var bump string
+	waitFor(t, 30*time.Second, "the bump committed on main", func() bool {
+		out := gitserver.Git(t, w.repo.Bare, "log", "-1", "--format=%H %(trailers:key=Sluice-Image-To,valueonly,separator=)", "--", "releases/"+w.ns+"/canary/kustomization.yaml")
+		if strings.HasSuffix(out, " 1.4.0") {
+			bump = strings.Fields(out)[0]
+			return true
+		}
+		return false
+	})
+	committed := time.Since(pushed)
+	trailers := gitserver.Git(t, w.repo.Bare, "log", "-1", "--format=%(trailers)", bump)
+	for _, want := range []string{"Sluice-Image: " + image, "Sluice-Image-From: 1.3.0", "Sluice-Image-To: 1.4.0", "Sluice-Policy: semver >=1.3.0 <2"} {
+		if !strings.Contains(trailers, want) {
+			t.Errorf("the bump's trailers lack %q:\n%s", want, trailers)
+		}
+	}
+	var started time.Duration
+	st := w.waitStatus("canary", 60*time.Second, "1.4.0 promoted", func(s v1alpha1.ReleaseStatus) bool {
+		if s.Canary != nil && started == 0 {
+			started = time.Since(pushed)
+		}
+		return s.Phase == v1alpha1.PhaseSucceeded && s.Stable != nil && s.Stable.Revision != "" && s.Canary == nil && started > 0
+	})
+	d, err := w.cs.AppsV1().Deployments(w.ns).Get(context.Background(), "canary", metav1.GetOptions{})
+	if err != nil || !strings.HasSuffix(d.Spec.Template.Spec.Containers[0].Image, "/shop/podinfo:1.4.0") {
+		t.Errorf("after the promotion the stable Deployment runs %v (%v); status %+v", d.Spec.Template.Spec.Containers, err, st)
+	}
+	// canary-b, pinned: the tag and its digest, promoted too.
+	pinned := regexp.MustCompile(`newTag: "?1\.4\.0@sha256:[0-9a-f]{64}"?`)
+	w.waitStatus("canary-b", 60*time.Second, "canary-b at 1.4.0@sha256:… promoted", func(s v1alpha1.ReleaseStatus) bool {
+		return pinned.MatchString(w.file("canary-b", "kustomization.yaml")) && s.Phase == v1alpha1.PhaseSucceeded && s.Canary == nil && s.Stable != nil && s.Stable.Revision == gitserver.Git(t, w.repo.Bare, "rev-parse", "main")
+	})
+	if d, err := w.cs.AppsV1().Deployments(w.ns).Get(context.Background(), "canary-b", metav1.GetOptions{}); err != nil || !strings.Contains(d.Spec.Template.Spec.Containers[0].Image, ":1.4.0@sha256:") {
+		t.Errorf("canary-b's Deployment: %v %v", d.Spec.Template.Spec.Containers, err)
+	}
+	t.Logf("images: push->commit %.1fs (poll, 2s interval), ->canary started %.1fs", committed.Seconds(), started.Seconds())
+
+	// Outside the range: nothing.
+	head := gitserver.Git(t, w.repo.Bare, "rev-parse", "main")
+	reg.push(t, "shop/podinfo", "2.0.0")
+	time.Sleep(6 * time.Second)
+	if now := gitserver.Git(t, w.repo.Bare, "rev-parse", "main"); now != head {
+		t.Errorf("2.0.0 (outside >=1.3.0 <2) was committed: %s", gitserver.Git(t, w.repo.Bare, "log", "-1", "--format=%s", "main"))
+	}
+
+	// The registry down: scans fail, nothing is committed, releases stay.
+	reg.cmd.Process.Kill()
+	reg.cmd.Wait()
+	time.Sleep(5 * time.Second)
+	if now := gitserver.Git(t, w.repo.Bare, "rev-parse", "main"); now != head {
+		t.Error("a commit while the registry was down")
+	}
+	if s := w.status("canary"); s.Phase != v1alpha1.PhaseSucceeded {
+		t.Errorf("with the registry down the release is %s: %s", s.Phase, s.Message)
+	}
+}
