@@ -48,7 +48,7 @@ func (a *Agent) serveHook(w http.ResponseWriter, r *http.Request) {
 	// A follower does not poll: it hands the hook to the leader, once.
 	if f := a.leader.Load(); f != nil && r.Header.Get(forwardedHeader) == "" {
 		if leading, addr := (*f)(); !leading {
-			if err := forwardHook(r.Context(), addr, r.Header, body); err != nil {
+			if err := forwardHook(r.Context(), addr, "/hook", r.Header, body); err != nil {
 				http.Error(w, "follower: "+err.Error(), http.StatusBadGateway)
 				return
 			}
@@ -116,14 +116,14 @@ const forwardedHeader = "X-Sluice-Forwarded"
 var forwardClient = egress.Client(10 * time.Second)
 
 // forwardHook posts the hook, with its headers and body (the leader checks
-// the signature again), to the leader's /hook.
-func forwardHook(ctx context.Context, addr string, h http.Header, body []byte) error {
+// the signature again), to the leader's path (/hook, /hook/registry).
+func forwardHook(ctx context.Context, addr, path string, h http.Header, body []byte) error {
 	if addr == "" {
 		return errors.New("no leader known yet; retry")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/hook", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

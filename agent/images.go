@@ -1,13 +1,22 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"os"
 	"path"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
+
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
@@ -27,7 +36,12 @@ import (
 type imageScanner struct {
 	reg      *imageupdate.Registry
 	interval time.Duration
-	next     time.Time
+	// next is when the next scan is due (unix ns): set by the loop after
+	// a scan, brought forward by a registry's push notification.
+	next atomic.Int64
+	// hookSecret, when set, is what a notification's Authorization:
+	// Bearer header must say.
+	hookSecret []byte
 	// proposed is the value last committed per release and image: one that
 	// Git no longer names was reverted or rolled back, and is not proposed
 	// again (only a newer tag is). Kept in memory: after a restart the
@@ -44,11 +58,24 @@ func newImageScanner(opts Options) (*imageScanner, error) {
 		}
 		reg.Keychain = k
 	}
-	return &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}}, nil
+	s := &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}}
+	if opts.ImageHookSecretFile != "" {
+		b, err := os.ReadFile(opts.ImageHookSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--image-hook-secret-file: %w", err)
+		}
+		if s.hookSecret = bytes.TrimSpace(b); len(s.hookSecret) == 0 {
+			return nil, fmt.Errorf("--image-hook-secret-file %s is empty", opts.ImageHookSecretFile)
+		}
+	}
+	return s, nil
 }
 
 // until is how long before the next scan is due.
-func (s *imageScanner) until() time.Duration { return time.Until(s.next) }
+func (s *imageScanner) until() time.Duration { return time.Until(time.Unix(0, s.next.Load())) }
+
+// dueNow makes the next scan due at once.
+func (s *imageScanner) dueNow() { s.next.Store(time.Now().UnixNano()) }
 
 // imageTarget is one release's policy for one image.
 type imageTarget struct {
@@ -62,7 +89,7 @@ func (a *Agent) scanImages(ctx context.Context) bool {
 	s := a.images
 	// The next scan in one interval, give or take a tenth, so replicas
 	// and registries do not see scans in lockstep.
-	s.next = time.Now().Add(s.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(s.interval)))
+	s.next.Store(time.Now().Add(s.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(s.interval))).UnixNano())
 	if a.appliedSpec.IsZero() {
 		return false
 	}
@@ -198,4 +225,73 @@ func (a *Agent) commitImage(ctx context.Context, t imageTarget, value string) er
 		return &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: kf, Data: out}}}, nil
 	})
 	return err
+}
+
+// registryEvents is the Docker distribution registry's notification
+// envelope, as much of it as sluice reads.
+type registryEvents struct {
+	Events []struct {
+		Action string `json:"action"`
+		Target struct {
+			Repository string `json:"repository"`
+			Tag        string `json:"tag"`
+		} `json:"target"`
+	} `json:"events"`
+}
+
+// serveRegistryHook is POST /hook/registry: a registry's push
+// notification makes the next image scan due at once (it scans, it does
+// not trust the notification's tag). With --image-hook-secret-file, only
+// notifications carrying "Authorization: Bearer <secret>" count.
+func (a *Agent) serveRegistryHook(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	s := a.images
+	if s == nil {
+		http.Error(w, "image updates are off (--image-updates)", http.StatusNotFound)
+		return
+	}
+	if len(s.hookSecret) > 0 {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), s.hookSecret) != 1 {
+			a.metrics.hooks.WithLabelValues("refused").Inc()
+			http.Error(w, "no valid Authorization: Bearer header", http.StatusUnauthorized)
+			return
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxHookBody+1))
+	if err != nil || len(body) > maxHookBody {
+		http.Error(w, "body unreadable or over 1 MiB", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var env registryEvents
+	if err := json.Unmarshal(body, &env); err != nil {
+		http.Error(w, "not a registry notification: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	// A follower does not scan: it hands the notification to the leader.
+	if f := a.leader.Load(); f != nil && r.Header.Get(forwardedHeader) == "" {
+		if leading, addr := (*f)(); !leading {
+			if err := forwardHook(r.Context(), addr, "/hook/registry", r.Header, body); err != nil {
+				http.Error(w, "follower: "+err.Error(), http.StatusBadGateway)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+	}
+	pushes := 0
+	for _, e := range env.Events {
+		if e.Action == "push" && e.Target.Tag != "" {
+			pushes++
+		}
+	}
+	if pushes > 0 {
+		a.metrics.hooks.WithLabelValues("registry").Inc()
+		s.dueNow()
+		a.Poll()
+	}
+	w.WriteHeader(http.StatusAccepted)
 }

@@ -36,6 +36,7 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 		w.Write([]byte("ok"))
 	})
 	mux.HandleFunc("/hook", a.serveHook)
+	mux.HandleFunc("/hook/registry", a.serveRegistryHook)
 	return serveUntil(ctx, l, mux)
 }
 

@@ -40,7 +40,9 @@ type testRegistry struct {
 	user  authn.Authenticator
 }
 
-func startRegistry(t *testing.T) *testRegistry {
+// startRegistry starts the registry; with notify set, it posts its push
+// notifications there with the bearer token.
+func startRegistry(t *testing.T, notify ...string) *testRegistry {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,6 +55,9 @@ func startRegistry(t *testing.T) *testRegistry {
 	os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("ci:"+string(hash)+"\n"), 0o600)
 	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\nauth:\n  htpasswd: {realm: sluice, path: %s}\n",
 		filepath.Join(dir, "data"), r.addr, filepath.Join(dir, "htpasswd"))
+	if len(notify) == 2 {
+		cfg += fmt.Sprintf("notifications:\n  endpoints:\n  - name: sluice\n    url: %s\n    headers: {Authorization: [Bearer %s]}\n    timeout: 2s\n    threshold: 10\n    backoff: 1s\n", notify[0], notify[1])
+	}
 	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
 	r.cmd = exec.Command("/usr/bin/docker-registry", "serve", filepath.Join(dir, "config.yml"))
 	if err := r.cmd.Start(); err != nil {
@@ -236,5 +241,62 @@ func TestImageUpdates(t *testing.T) {
 	}
 	if s := w.status("canary"); s.Phase != v1alpha1.PhaseSucceeded {
 		t.Errorf("with the registry down the release is %s: %s", s.Phase, s.Message)
+	}
+}
+
+// Scenario — the registry's push notification: with a scan interval of
+// ten minutes, a pushed tag is committed within seconds of the push; a
+// notification without the shared secret does nothing.
+func TestImageUpdateNotification(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := l.Addr().String()
+	l.Close()
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("registry-hook-token\n"), 0o600)
+	reg := startRegistry(t, "http://"+listen+"/hook/registry", "registry-hook-token")
+	reg.push(t, "shop/podinfo", "1.3.0")
+	image := reg.proxy + "/shop/podinfo"
+	w := newWorld(t, []string{"canary"})
+	files := map[string]string{}
+	for f, c := range imageRelease(w.ns, "canary", image, "1.3.0", "^1.3") {
+		files["releases/"+w.ns+"/canary/"+f] = c
+	}
+	w.repo.Commit(t, "canary kept at the newest podinfo 1.x", files)
+	w.repo.Push(t)
+	w.start("--image-updates", "--image-interval", "10m", "--image-docker-config", reg.dockerConfig(t),
+		"--image-hook-secret-file", secret, "--listen", listen)
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	time.Sleep(time.Second) // the first scan, at start, is done
+
+	// Without the token: refused.
+	resp, err := http.Post("http://"+listen+"/hook/registry", "application/json", strings.NewReader(`{"events":[{"action":"push","target":{"repository":"shop/podinfo","tag":"9.9.9"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a notification without the token: %s", resp.Status)
+	}
+
+	pushed := time.Now()
+	reg.push(t, "shop/podinfo", "1.4.0")
+	waitFor(t, 20*time.Second, "the bump committed after the notification", func() bool {
+		return strings.HasSuffix(gitserver.Git(t, w.repo.Bare, "log", "-1", "--format=%(trailers:key=Sluice-Image-To,valueonly,separator=)", "main"), "1.4.0")
+	})
+	committed := time.Since(pushed)
+	var started time.Duration
+	w.waitStatus("canary", 60*time.Second, "1.4.0's canary", func(s v1alpha1.ReleaseStatus) bool {
+		if s.Canary != nil && started == 0 {
+			started = time.Since(pushed)
+		}
+		return started > 0
+	})
+	t.Logf("images: push->commit %.1fs (notification), ->canary started %.1fs", committed.Seconds(), started.Seconds())
+	if committed > 10*time.Second {
+		t.Errorf("the notification did not make the scan happen at once: %s", committed)
 	}
 }
