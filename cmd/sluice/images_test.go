@@ -61,7 +61,7 @@ func TestImagesCommand(t *testing.T) {
 		}
 	}
 	repo := gitserver.NewRepo(t, t.TempDir(), "deploy", map[string]string{
-		"releases/shop/cart/release.yaml": fmt.Sprintf("apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: cart, namespace: shop}\nspec:\n  workload: {kind: Deployment, name: cart}\n  strategy: {rolling: {}}\n  imageUpdates:\n  - image: %[1]s/shop/cart\n    policy: {semver: \"^1\"}\n  - image: %[1]s/shop/worker\n    policy: {regex: \"^main-(?P<n>[0-9]+)$\", order: numeric}\n  - image: %[1]s/shop/gone\n    policy: {semver: \"*\"}\n", addr),
+		"releases/shop/cart/release.yaml":       fmt.Sprintf("apiVersion: sluice.dev/v1alpha1\nkind: Release\nmetadata: {name: cart, namespace: shop}\nspec:\n  workload: {kind: Deployment, name: cart}\n  strategy: {rolling: {}}\n  imageUpdates:\n  - image: %[1]s/shop/cart\n    policy: {semver: \"^1\"}\n  - image: %[1]s/shop/worker\n    policy: {regex: \"^main-(?P<n>[0-9]+)$\", order: numeric}\n  - image: %[1]s/shop/gone\n    policy: {semver: \"*\"}\n", addr),
 		"releases/shop/cart/kustomization.yaml": fmt.Sprintf("resources: [deployment.yaml]\nimages:\n- name: cart\n  newName: %s/shop/cart\n  newTag: 1.2.0\n", addr),
 		"releases/shop/cart/deployment.yaml":    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: cart}\nspec:\n  selector: {matchLabels: {app: cart}}\n  template:\n    metadata: {labels: {app: cart}}\n    spec: {containers: [{name: cart, image: cart}]}\n",
 	})
