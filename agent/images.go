@@ -58,6 +58,11 @@ func newImageScanner(opts Options) (*imageScanner, error) {
 		}
 		reg.Keychain = k
 	}
+	if opts.ImageUpdatesBranch != "" {
+		if err := gitsource.ValidateBranch(opts.ImageUpdatesBranch + "/ns/name"); err != nil {
+			return nil, fmt.Errorf("--image-updates-branch: %w", err)
+		}
+	}
 	s := &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}}
 	if opts.ImageHookSecretFile != "" {
 		b, err := os.ReadFile(opts.ImageHookSecretFile)
@@ -165,8 +170,18 @@ func (a *Agent) proposeImage(ctx context.Context, tree *gitsource.TreeFS, t imag
 	}
 	s.proposed[key] = value
 	a.metrics.imageProposals.Inc()
+	if a.opts.ImageUpdatesBranch != "" {
+		log.Info("image update pushed for a pull request", zap.String("branch", imageBranch(a.opts.ImageUpdatesBranch, t.p.Release)), zap.String("from", current), zap.String("to", value))
+		return false // nothing on the spec branch to apply
+	}
 	log.Info("image update committed", zap.String("from", current), zap.String("to", value))
 	return true
+}
+
+// imageBranch is the pull-request branch of a release's image updates:
+// <prefix>/<namespace>/<name>.
+func imageBranch(prefix string, r *v1alpha1.Release) string {
+	return path.Join(prefix, r.Metadata.Namespace, r.Metadata.Name)
 }
 
 // currentImageTag is the newTag the release's kustomization gives image.
@@ -199,9 +214,15 @@ func kustomizationPath(tree *gitsource.TreeFS, p *v1alpha1.Parsed) string {
 // commit per release and change, with trailers saying what moved.
 func (a *Agent) commitImage(ctx context.Context, t imageTarget, value string) error {
 	id := t.p.Release.ID()
+	// On the spec branch, or, with --image-updates-branch, on a branch of
+	// the release's own for a pull request, started at the spec head.
+	branch, from := a.opts.Branch, plumbing.ZeroHash
+	if a.opts.ImageUpdatesBranch != "" {
+		branch, from = imageBranch(a.opts.ImageUpdatesBranch, t.p.Release), a.appliedSpec
+	}
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
-	_, err := a.src.Write(ctx, a.opts.Branch, func(ctx context.Context, _ plumbing.Hash, head *gitsource.TreeFS) (*gitsource.CommitSpec, error) {
+	_, err := a.src.WriteFrom(ctx, branch, from, func(ctx context.Context, _ plumbing.Hash, head *gitsource.TreeFS) (*gitsource.CommitSpec, error) {
 		kf := kustomizationPath(head, t.p)
 		data, err := head.ReadFile("/" + kf)
 		if err != nil && head.Exists("/"+kf) {

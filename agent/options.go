@@ -67,6 +67,10 @@ type Options struct {
 	// ImageHookSecretFile holds the bearer token registry notifications
 	// to POST /hook/registry must carry.
 	ImageHookSecretFile string
+	// ImageUpdatesBranch, when set, is the prefix of the branches image
+	// updates are pushed to for pull requests (<prefix>/<ns>/<name>)
+	// instead of the spec branch.
+	ImageUpdatesBranch string
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -96,6 +100,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PprofListen, "pprof-listen", "127.0.0.1:6060", "loopback address for --pprof")
 	fs.BoolVar(&o.ImageUpdates, "image-updates", false, "scan the registries of the images releases name in spec.imageUpdates and commit newer tags to their kustomizations")
 	fs.DurationVar(&o.ImageInterval, "image-interval", time.Minute, "how often --image-updates lists each image's tags (give or take a tenth)")
+	fs.StringVar(&o.ImageUpdatesBranch, "image-updates-branch", "", "push image updates to <this>/<namespace>/<name> branches, for pull requests, instead of committing them on the spec branch")
 	fs.StringVar(&o.ImageHookSecretFile, "image-hook-secret-file", "", "file holding the token registry push notifications to POST /hook/registry must send as Authorization: Bearer (Docker distribution's notifications headers)")
 	fs.StringArrayVar(&o.ImageDockerConfigs, "image-docker-config", nil, "Docker config file (config.json, or a mounted dockerconfigjson Secret's key) with registry credentials for --image-updates; repeatable")
 	fs.StringVar(&o.HookSecretFile, "hook-secret-file", "", "file holding the push webhooks' secret: POST /hook then counts only hooks signed with it (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea/Forgejo signatures)")

@@ -300,3 +300,49 @@ func TestImageUpdateNotification(t *testing.T) {
 		t.Errorf("the notification did not make the scan happen at once: %s", committed)
 	}
 }
+
+// Scenario — pull-request mode: with --image-updates-branch the bump goes
+// to a branch of the release's own, started at the spec head, and nothing
+// runs until it is merged; the merge starts the canary.
+func TestImageUpdatesPRBranch(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t)
+	reg.push(t, "shop/podinfo", "1.3.0")
+	image := reg.proxy + "/shop/podinfo"
+	w := newWorld(t, []string{"canary"})
+	files := map[string]string{}
+	for f, c := range imageRelease(w.ns, "canary", image, "1.3.0", "^1.3") {
+		files["releases/"+w.ns+"/canary/"+f] = c
+	}
+	w.repo.Commit(t, "canary kept at the newest podinfo 1.x, by pull request", files)
+	w.repo.Push(t)
+	w.start("--image-updates", "--image-interval", "1s", "--image-docker-config", reg.dockerConfig(t), "--image-updates-branch", "sluice/images")
+	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
+	main := gitserver.Git(t, w.repo.Bare, "rev-parse", "main")
+	reg.push(t, "shop/podinfo", "1.4.0")
+	branch := "sluice/images/" + w.ns + "/canary"
+	waitFor(t, 20*time.Second, "the bump pushed to "+branch, func() bool {
+		out, err := exec.Command("git", "-C", w.repo.Bare, "log", "-1", "--format=%(trailers:key=Sluice-Image-To,valueonly,separator=)", branch).Output()
+		return err == nil && strings.TrimSpace(string(out)) == "1.4.0"
+	})
+	if parent := gitserver.Git(t, w.repo.Bare, "rev-parse", branch+"^"); parent != main {
+		t.Errorf("the branch starts at %s, not the spec head %s", parent, main)
+	}
+	time.Sleep(3 * time.Second) // scans go on: nothing more is pushed, main is untouched
+	if now := gitserver.Git(t, w.repo.Bare, "rev-parse", "main"); now != main {
+		t.Error("PR mode committed on the spec branch")
+	}
+	if n := gitserver.Git(t, w.repo.Bare, "rev-list", "--count", main+".."+branch); n != "1" {
+		t.Errorf("%s commits on the branch, want 1", n)
+	}
+	if s := w.status("canary"); s.Canary != nil {
+		t.Errorf("a canary started before the merge: %+v", s)
+	}
+	// The pull request is merged: the canary starts.
+	gitserver.Git(t, w.repo.Work, "fetch", "-q", "origin", branch)
+	gitserver.Git(t, w.repo.Work, "merge", "-q", "--ff-only", "FETCH_HEAD")
+	w.repo.Push(t)
+	w.waitStatus("canary", 60*time.Second, "1.4.0 promoted after the merge", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhaseSucceeded && s.Stable != nil && s.Stable.Revision == gitserver.Git(t, w.repo.Bare, "rev-parse", "main")
+	})
+}

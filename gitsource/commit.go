@@ -78,6 +78,23 @@ type RecomputeChain func(ctx context.Context, head plumbing.Hash, tree *TreeFS) 
 // is asked once. Commits that would not change the tree are left out.
 // Commit is the chain's last commit.
 func (s *Source) WriteChain(ctx context.Context, branch string, recompute RecomputeChain) (WriteResult, error) {
+	return s.writeChain(ctx, branch, plumbing.ZeroHash, recompute)
+}
+
+// WriteFrom is Write to a branch that, when it does not exist yet, starts
+// at from (a commit of another branch, e.g. the spec head: a branch for a
+// pull request); when it exists, the commit goes on top of it.
+func (s *Source) WriteFrom(ctx context.Context, branch string, from plumbing.Hash, recompute Recompute) (WriteResult, error) {
+	return s.writeChain(ctx, branch, from, func(ctx context.Context, head plumbing.Hash, tree *TreeFS) ([]*CommitSpec, error) {
+		spec, err := recompute(ctx, head, tree)
+		if spec == nil || err != nil {
+			return nil, err
+		}
+		return []*CommitSpec{spec}, nil
+	})
+}
+
+func (s *Source) writeChain(ctx context.Context, branch string, from plumbing.Hash, recompute RecomputeChain) (WriteResult, error) {
 	var res WriteResult
 	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 1, Cap: 2 * time.Second, Steps: MaxWriteAttempts}
 	for res.Attempts < MaxWriteAttempts {
@@ -94,18 +111,23 @@ func (s *Source) WriteChain(ctx context.Context, branch string, recompute Recomp
 				return res, err
 			}
 		}
+		// A new branch starts at from, which the remote already has.
+		parent := head
+		if head.IsZero() {
+			parent = from
+		}
 		var tree *TreeFS
 		var err error
-		if !head.IsZero() {
-			if tree, err = s.Tree(head); err != nil {
+		if !parent.IsZero() {
+			if tree, err = s.Tree(parent); err != nil {
 				return res, err
 			}
 		}
-		specs, err := recompute(ctx, head, tree)
+		specs, err := recompute(ctx, parent, tree)
 		if err != nil || len(specs) == 0 {
 			return res, err
 		}
-		commit := head
+		commit := parent
 		for _, spec := range specs {
 			c, err := s.makeCommit(commit, spec)
 			if err != nil {
@@ -115,11 +137,11 @@ func (s *Source) WriteChain(ctx context.Context, branch string, recompute Recomp
 				commit = c
 			}
 		}
-		if commit == head {
+		if commit == parent {
 			return res, nil // the tree would not change
 		}
 		res.Attempts++
-		err = s.pushChain(ctx, branch, head, commit)
+		err = s.pushFrom(ctx, branch, head, parent, commit)
 		if err == nil {
 			res.Commit = commit
 			return res, nil

@@ -25,10 +25,17 @@ import (
 // every push slower than the one before (a fleet of 1,000 releases
 // installed at 6 a second). A remote head other than base is a rejection.
 func (s *Source) pushChain(ctx context.Context, branch string, base, commit plumbing.Hash) error {
+	return s.pushFrom(ctx, branch, base, base, commit)
+}
+
+// pushFrom is pushChain for a branch expected at base (zero: absent) whose
+// new commits sit on have, a commit the remote already holds: only the
+// objects after have are sent.
+func (s *Source) pushFrom(ctx context.Context, branch string, base, have, commit plumbing.Hash) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref := plumbing.NewBranchReferenceName(branch)
-	hashes, err := s.newObjects(base, commit)
+	hashes, err := s.newObjects(have, commit)
 	if err != nil {
 		return err
 	}
