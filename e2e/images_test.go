@@ -244,6 +244,20 @@ func TestImageUpdates(t *testing.T) {
 	}
 }
 
+// imageWorld is a world whose canary release is kept at the newest
+// podinfo 1.x of the registry, from 1.3.0.
+func imageWorld(t *testing.T, reg *testRegistry) *world {
+	t.Helper()
+	w := newWorld(t, []string{"canary"})
+	files := map[string]string{}
+	for f, c := range imageRelease(w.ns, "canary", reg.proxy+"/shop/podinfo", "1.3.0", "^1.3") {
+		files["releases/"+w.ns+"/canary/"+f] = c
+	}
+	w.repo.Commit(t, "canary kept at the newest podinfo 1.x", files)
+	w.repo.Push(t)
+	return w
+}
+
 // Scenario — the registry's push notification: with a scan interval of
 // ten minutes, a pushed tag is committed within seconds of the push; a
 // notification without the shared secret does nothing.
@@ -259,14 +273,7 @@ func TestImageUpdateNotification(t *testing.T) {
 	os.WriteFile(secret, []byte("registry-hook-token\n"), 0o600)
 	reg := startRegistry(t, "http://"+listen+"/hook/registry", "registry-hook-token")
 	reg.push(t, "shop/podinfo", "1.3.0")
-	image := reg.proxy + "/shop/podinfo"
-	w := newWorld(t, []string{"canary"})
-	files := map[string]string{}
-	for f, c := range imageRelease(w.ns, "canary", image, "1.3.0", "^1.3") {
-		files["releases/"+w.ns+"/canary/"+f] = c
-	}
-	w.repo.Commit(t, "canary kept at the newest podinfo 1.x", files)
-	w.repo.Push(t)
+	w := imageWorld(t, reg)
 	w.start("--image-updates", "--image-interval", "10m", "--image-docker-config", reg.dockerConfig(t),
 		"--image-hook-secret-file", secret, "--listen", listen)
 	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
@@ -308,14 +315,7 @@ func TestImageUpdatesPRBranch(t *testing.T) {
 	t.Parallel()
 	reg := startRegistry(t)
 	reg.push(t, "shop/podinfo", "1.3.0")
-	image := reg.proxy + "/shop/podinfo"
-	w := newWorld(t, []string{"canary"})
-	files := map[string]string{}
-	for f, c := range imageRelease(w.ns, "canary", image, "1.3.0", "^1.3") {
-		files["releases/"+w.ns+"/canary/"+f] = c
-	}
-	w.repo.Commit(t, "canary kept at the newest podinfo 1.x, by pull request", files)
-	w.repo.Push(t)
+	w := imageWorld(t, reg)
 	w.start("--image-updates", "--image-interval", "1s", "--image-docker-config", reg.dockerConfig(t), "--image-updates-branch", "sluice/images")
 	w.waitStatus("canary", 60*time.Second, "installed", phaseIs(v1alpha1.PhaseSucceeded))
 	main := gitserver.Git(t, w.repo.Bare, "rev-parse", "main")

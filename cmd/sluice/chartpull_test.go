@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
@@ -217,29 +214,7 @@ const registryBinary = "/usr/bin/docker-registry"
 // TestChartPullOCI: a chart pushed to a real OCI registry is pulled by a
 // version range, checked against its layer's digest and committed.
 func TestChartPullOCI(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)), 0o644)
-	reg := exec.Command(registryBinary, "serve", cfg)
-	if err := reg.Start(); err != nil {
-		t.Fatalf("%s: %v (hack/testdeps.sh installs docker-registry)", registryBinary, err)
-	}
-	t.Cleanup(func() { reg.Process.Kill(); reg.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the registry did not start")
-		}
-	}
+	addr := startDockerRegistry(t)
 	client, err := registry.NewClient(registry.ClientOptPlainHTTP())
 	if err != nil {
 		t.Fatal(err)
