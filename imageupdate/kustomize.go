@@ -1,6 +1,7 @@
 package imageupdate
 
 import (
+	"bytes"
 	"fmt"
 
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
@@ -11,6 +12,11 @@ import (
 // there is none; comments and layout are kept. It returns the edited file
 // and the tag that was there ("" when none).
 func SetTag(kustomization []byte, image, tag string) ([]byte, string, error) {
+	if len(bytes.TrimSpace(kustomization)) == 0 {
+		// None yet (a Helm release's directory): one holding the entry,
+		// which kustomize applies over the chart's objects.
+		kustomization = []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
+	}
 	k, err := kyaml.Parse(string(kustomization))
 	if err != nil {
 		return nil, "", err
