@@ -186,28 +186,17 @@ func imageBranch(prefix string, r *v1alpha1.Release) string {
 
 // currentImageTag is the newTag the release's kustomization gives image.
 func currentImageTag(tree *gitsource.TreeFS, p *v1alpha1.Parsed, image string) string {
-	kf := kustomizationPath(tree, p)
-	data, err := tree.ReadFile("/" + kf)
+	data, err := tree.ReadFile("/" + kustomizationPath(tree, p))
 	if err != nil {
 		return ""
 	}
-	_, old, err := imageupdate.SetTag(data, image, "")
-	if err != nil {
-		return ""
-	}
-	return old
+	return imageupdate.Tag(data, image)
 }
 
-// kustomizationPath is the release's kustomization file (repository
-// relative), kustomization.yaml when there is none yet (a Helm release).
+// kustomizationPath is the release's kustomization file, repository
+// relative (kustomization.yaml when a Helm release has none yet).
 func kustomizationPath(tree *gitsource.TreeFS, p *v1alpha1.Parsed) string {
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		f := path.Join(p.SourceDir(), n)
-		if tree.Exists("/"+f) && !tree.IsDir("/"+f) {
-			return f
-		}
-	}
-	return path.Join(p.SourceDir(), "kustomization.yaml")
+	return strings.TrimPrefix(render.KustomizationPath(tree, "/"+p.SourceDir()), "/")
 }
 
 // commitImage writes value as the image's newTag on the spec branch, one

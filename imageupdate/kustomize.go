@@ -29,18 +29,7 @@ func SetTag(kustomization []byte, image, tag string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("images: %w", err)
 	}
-	var entry *kyaml.RNode
-	for _, byField := range []string{"newName", "name"} {
-		for _, e := range entries {
-			if field(e, byField) == image && (byField == "newName" || field(e, "newName") == "") {
-				entry = e
-				break
-			}
-		}
-		if entry != nil {
-			break
-		}
-	}
+	entry := findEntry(entries, image)
 	old := ""
 	if entry == nil {
 		entry = kyaml.NewMapRNode(&map[string]string{"name": image})
@@ -55,6 +44,43 @@ func SetTag(kustomization []byte, image, tag string) ([]byte, string, error) {
 	}
 	out, err := k.String()
 	return []byte(out), old, err
+}
+
+// Tag is the newTag a kustomization gives image ("" when none, or when
+// the file does not parse).
+func Tag(kustomization []byte, image string) string {
+	k, err := kyaml.Parse(string(kustomization))
+	if err != nil {
+		return ""
+	}
+	list, err := k.Pipe(kyaml.Lookup("images"))
+	if err != nil || list == nil {
+		return ""
+	}
+	entries, err := list.Elements()
+	if err != nil {
+		return ""
+	}
+	if e := findEntry(entries, image); e != nil {
+		return field(e, "newTag")
+	}
+	return ""
+}
+
+// findEntry is the images: entry for image: the one whose newName is
+// image, else the one whose name is (and that renames nothing).
+func findEntry(entries []*kyaml.RNode, image string) *kyaml.RNode {
+	for _, e := range entries {
+		if field(e, "newName") == image {
+			return e
+		}
+	}
+	for _, e := range entries {
+		if field(e, "name") == image && field(e, "newName") == "" {
+			return e
+		}
+	}
+	return nil
 }
 
 func field(n *kyaml.RNode, name string) string {

@@ -30,6 +30,9 @@ func TestSetTag(t *testing.T) {
 			"registry.example.com/org/app", "2.0.0",
 			"images:\n- name: nginx\n  newTag: \"1.27\"\n- name: registry.example.com/org/app\n  newTag: 2.0.0\n", ""},
 	} {
+		if got := Tag([]byte(tc.in), tc.image); got != tc.old {
+			t.Errorf("%s: Tag = %q, want %q", tc.name, got, tc.old)
+		}
 		got, old, err := SetTag([]byte(tc.in), tc.image, tc.tag)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)

@@ -16,6 +16,15 @@ import (
 // kustomizationNames are the file names kustomize reads, in its order.
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
+// KustomizationPath is dir's kustomization file, or dir/kustomization.yaml
+// when it has none yet (where one would be written).
+func KustomizationPath(fsys filesys.FileSystem, dir string) string {
+	if f := kustomizationFile(fsys, dir); f != "" {
+		return f
+	}
+	return path.Join(dir, kustomizationNames[0])
+}
+
 // kustomizationFile returns the kustomization file of dir, or "".
 func kustomizationFile(fsys filesys.FileSystem, dir string) string {
 	for _, n := range kustomizationNames {

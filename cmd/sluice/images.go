@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -127,6 +128,7 @@ func (c *clone) imageRows(ctx context.Context, reg *imageupdate.Registry) ([]ima
 	tags := map[string][]string{}
 	errs := map[string]error{}
 	rows := []imageRow{}
+	statusRef := c.statusRef() // fetched once for every row
 	for _, file := range files {
 		p, err := render.ReadRelease(fsys, fsys.Root(), file)
 		if err != nil {
@@ -139,13 +141,13 @@ func (c *clone) imageRows(ctx context.Context, reg *imageupdate.Registry) ([]ima
 				cancel()
 			}
 			row := imageRow{Release: p.Release.ID(), Image: u.Image, Policy: u.Policy.Name(), Scanned: time.Now().UTC().Format(time.RFC3339)}
-			kf := c.kustomizationOf(p)
-			if data, err := os.ReadFile(filepath.Join(c.dir, kf)); err == nil {
-				_, row.Git, _ = imageupdate.SetTag(data, u.Image, "")
+			kf := render.KustomizationPath(fsys, path.Join(fsys.Root(), p.SourceDir()))
+			if data, err := fsys.ReadFile(kf); err == nil {
+				row.Git = imageupdate.Tag(data, u.Image)
 			}
-			if st, err := c.status(p.Release.ID()); err == nil && st.Stable != nil {
-				if data, err := c.git("show", st.Stable.Revision+":"+kf); err == nil {
-					_, row.Deployed, _ = imageupdate.SetTag([]byte(data), u.Image, "")
+			if st, err := c.statusAt(statusRef, p.Release.ID()); err == nil && st.Stable != nil {
+				if data, err := c.git("show", st.Stable.Revision+":"+strings.TrimPrefix(kf, fsys.Root()+"/")); err == nil {
+					row.Deployed = imageupdate.Tag([]byte(data), u.Image)
 				}
 			}
 			if errs[u.Image] != nil {
@@ -157,15 +159,4 @@ func (c *clone) imageRows(ctx context.Context, reg *imageupdate.Registry) ([]ima
 		}
 	}
 	return rows, nil
-}
-
-// kustomizationOf is the release's kustomization file in the clone.
-func (c *clone) kustomizationOf(p *v1alpha1.Parsed) string {
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
-		f := path.Join(p.SourceDir(), n)
-		if st, err := os.Stat(filepath.Join(c.dir, f)); err == nil && !st.IsDir() {
-			return f
-		}
-	}
-	return path.Join(p.SourceDir(), "kustomization.yaml")
 }
