@@ -22,20 +22,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/gitserver"
+	"github.com/sluice-dev/sluice/internal/registry"
 )
 
-// testRegistry is Debian's docker-registry (the CNCF distribution
-// registry) on loopback with htpasswd auth, behind a proxy that counts tag
-// listings per repository.
+// testRegistry is a real registry with htpasswd auth, behind a proxy
+// that counts tag listings.
 type testRegistry struct {
-	addr  string // the registry's own address
+	*registry.Registry
 	proxy string // host:port the agent uses
-	cmd   *exec.Cmd
 	lists atomic.Int64
 	user  authn.Authenticator
 }
@@ -44,27 +42,12 @@ type testRegistry struct {
 // notifications there with the bearer token.
 func startRegistry(t *testing.T, notify ...string) *testRegistry {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &testRegistry{addr: l.Addr().String(), user: &authn.Basic{Username: "ci", Password: "registry-pw"}}
-	l.Close()
-	dir := t.TempDir()
-	hash, _ := bcrypt.GenerateFromPassword([]byte("registry-pw"), bcrypt.MinCost)
-	os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("ci:"+string(hash)+"\n"), 0o600)
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\nauth:\n  htpasswd: {realm: sluice, path: %s}\n",
-		filepath.Join(dir, "data"), r.addr, filepath.Join(dir, "htpasswd"))
+	o := registry.Options{Username: "ci", Password: "registry-pw"}
 	if len(notify) == 2 {
-		cfg += fmt.Sprintf("notifications:\n  endpoints:\n  - name: sluice\n    url: %s\n    headers: {Authorization: [Bearer %s]}\n    timeout: 2s\n    threshold: 10\n    backoff: 1s\n", notify[0], notify[1])
+		o.NotifyURL, o.NotifyToken = notify[0], notify[1]
 	}
-	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
-	r.cmd = exec.Command("/usr/bin/docker-registry", "serve", filepath.Join(dir, "config.yml"))
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("docker-registry: %v (hack/testdeps.sh installs it)", err)
-	}
-	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
-	target, _ := url.Parse("http://" + r.addr)
+	r := &testRegistry{Registry: registry.Start(t, o), user: &authn.Basic{Username: "ci", Password: "registry-pw"}}
+	target, _ := url.Parse("http://" + r.Addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if strings.HasSuffix(req.URL.Path, "/tags/list") {
@@ -74,15 +57,6 @@ func startRegistry(t *testing.T, notify ...string) *testRegistry {
 	}))
 	t.Cleanup(srv.Close)
 	r.proxy = strings.TrimPrefix(srv.URL, "http://")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + r.addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the registry did not start")
-		}
-	}
 	return r
 }
 
@@ -93,7 +67,7 @@ func (r *testRegistry) push(t *testing.T, repo, tag string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.NewTag(r.addr + "/" + repo + ":" + tag)
+	ref, err := name.NewTag(r.Addr + "/" + repo + ":" + tag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,8 +207,7 @@ func TestImageUpdates(t *testing.T) {
 	}
 
 	// The registry down: scans fail, nothing is committed, releases stay.
-	reg.cmd.Process.Kill()
-	reg.cmd.Wait()
+	reg.Stop()
 	time.Sleep(5 * time.Second)
 	if now := gitserver.Git(t, w.repo.Bare, "rev-parse", "main"); now != head {
 		t.Error("a commit while the registry was down")

@@ -21,6 +21,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/internal/gitserver"
+	testregistry "github.com/sluice-dev/sluice/internal/registry"
 )
 
 // packaged makes chart name at version (a `helm create` chart) and
@@ -207,14 +208,10 @@ func TestChartPullHTTP(t *testing.T) {
 	}
 }
 
-// registryBinary is the CNCF distribution registry Debian ships
-// (docker-registry), installed by hack/testdeps.sh.
-const registryBinary = "/usr/bin/docker-registry"
-
 // TestChartPullOCI: a chart pushed to a real OCI registry is pulled by a
 // version range, checked against its layer's digest and committed.
 func TestChartPullOCI(t *testing.T) {
-	addr := startDockerRegistry(t)
+	addr := testregistry.Start(t, testregistry.Options{}).Addr
 	client, err := registry.NewClient(registry.ClientOptPlainHTTP())
 	if err != nil {
 		t.Fatal(err)

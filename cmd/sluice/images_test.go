@@ -3,54 +3,21 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/sluice-dev/sluice/internal/gitserver"
+	testregistry "github.com/sluice-dev/sluice/internal/registry"
 )
-
-// startDockerRegistry runs Debian's docker-registry on a loopback port.
-func startDockerRegistry(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)), 0o644)
-	reg := exec.Command(registryBinary, "serve", cfg)
-	if err := reg.Start(); err != nil {
-		t.Fatalf("%s: %v (hack/testdeps.sh installs docker-registry)", registryBinary, err)
-	}
-	t.Cleanup(func() { reg.Process.Kill(); reg.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the registry did not start")
-		}
-	}
-}
 
 // TestImagesCommand: sluice images shows each policy with the tag Git
 // names and the one the policy takes from the registry now.
 func TestImagesCommand(t *testing.T) {
-	addr := startDockerRegistry(t)
+	addr := testregistry.Start(t, testregistry.Options{}).Addr
 	for _, tag := range []string{"1.2.0", "1.3.0", "2.0.0", "main-7", "main-12"} {
 		img, _ := random.Image(128, 1)
 		for _, repo := range []string{"shop/cart", "shop/worker"} {
