@@ -255,5 +255,3 @@ func trimRoot(err error, root string) string {
 	}
 	return msg
 }
-
-var errNondeterministic = errors.New("not deterministic: the render would differ on every pass and start a new version each time; generate the value once and commit it (encrypted with SOPS if secret)")

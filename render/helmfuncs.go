@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -32,6 +33,9 @@ func (w *templateWork) charge(fn string, n int64) error {
 }
 
 func (w *templateWork) exceeded() bool { return w.over.Load() }
+
+// errNondeterministic says why such a function is refused.
+var errNondeterministic = errors.New("not deterministic: the render would differ on every pass and start a new version each time; generate the value once and commit it (encrypted with SOPS if secret)")
 
 // nondeterministic are sprig's functions whose result differs on every
 // call (random values, the clock, fresh keys and certificates, salted
