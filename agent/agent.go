@@ -83,6 +83,9 @@ type Agent struct {
 	// appliedSpec is the spec commit the last pass applied (verified,
 	// when commits are verified): what the image scanner reads.
 	appliedSpec plumbing.Hash
+	// appliedStatus is the status commit the last pass read (zero: none,
+	// or the status lives on the spec branch).
+	appliedStatus plumbing.Hash
 	// images is --image-updates' scanner, nil when off.
 	images *imageScanner
 	files0 *releaseFiles
@@ -292,6 +295,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 			if statusTree, err = a.tree(h); err != nil {
 				return nil, err
 			}
+			a.appliedStatus = h
 		}
 	}
 	a.metrics.gitFetch.Observe(time.Since(gitStart).Seconds())

@@ -7,19 +7,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"strings"
-
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/gitsource"
@@ -42,19 +44,49 @@ type imageScanner struct {
 	// hookSecret, when set, is what a notification's Authorization:
 	// Bearer header must say.
 	hookSecret []byte
+	// forced is set by a push notification: the next scan also asks the
+	// images that failed recently (not those a Retry-After holds back).
+	forced atomic.Bool
 	// proposed is the value last committed per release and image: one that
 	// Git no longer names was reverted or rolled back, and is not proposed
-	// again (only a newer tag is). Kept in memory: after a restart the
-	// scanner may propose it once more.
+	// again (only a newer tag is). A value a canary aborted is also read
+	// from the release's status (abortedRevision), so that one holds
+	// across restarts.
 	proposed map[string]string
+	// aborted caches the value an aborted revision's files name, per
+	// revision, release and image.
+	aborted map[string]string
+	// mu guards state, which GET /images serves.
+	mu    sync.Mutex
+	state map[string]*imageState
+}
+
+// imageState is what the scanner knows of one image: served as JSON at
+// GET /images on --listen.
+type imageState struct {
+	Image    string   `json:"image"`
+	Releases []string `json:"releases"`
+	// Scanned is the last listing that succeeded, Tags how many tags it
+	// had.
+	Scanned *time.Time `json:"scanned,omitempty"`
+	Tags    int        `json:"tags"`
+	// Error is the last listing's error, Failures how many listings in
+	// a row failed, and NextTry when the image is asked again (backoff,
+	// or the registry's Retry-After).
+	Error    string     `json:"error,omitempty"`
+	Failures int        `json:"failures,omitempty"`
+	NextTry  *time.Time `json:"nextTry,omitempty"`
+
+	rateLimited bool
+	backoff     wait.Backoff
 }
 
 func newImageScanner(opts Options) (*imageScanner, error) {
 	reg := &imageupdate.Registry{Transport: egress.Transport()}
-	if len(opts.ImageDockerConfigs) > 0 {
-		k, err := imageupdate.KeychainFromFiles(opts.ImageDockerConfigs...)
-		if err != nil {
-			return nil, fmt.Errorf("--image-docker-config: %w", err)
+	if len(opts.ImageDockerConfigs)+len(opts.ImageBasicAuth) > 0 {
+		k := &imageupdate.Credentials{DockerConfigs: opts.ImageDockerConfigs, BasicAuth: opts.ImageBasicAuth}
+		if err := k.Check(); err != nil {
+			return nil, fmt.Errorf("--image-docker-config, --image-basic-auth: %w", err)
 		}
 		reg.Keychain = k
 	}
@@ -63,7 +95,7 @@ func newImageScanner(opts Options) (*imageScanner, error) {
 			return nil, fmt.Errorf("--image-updates-branch: %w", err)
 		}
 	}
-	s := &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}}
+	s := &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}, aborted: map[string]string{}, state: map[string]*imageState{}}
 	if opts.ImageHookSecretFile != "" {
 		b, err := os.ReadFile(opts.ImageHookSecretFile)
 		if err != nil {
@@ -79,8 +111,63 @@ func newImageScanner(opts Options) (*imageScanner, error) {
 // until is how long before the next scan is due.
 func (s *imageScanner) until() time.Duration { return time.Until(time.Unix(0, s.next.Load())) }
 
-// dueNow makes the next scan due at once.
-func (s *imageScanner) dueNow() { s.next.Store(time.Now().UnixNano()) }
+// dueNow makes the next scan due at once, for every image but those a
+// registry's Retry-After holds back.
+func (s *imageScanner) dueNow() {
+	s.forced.Store(true)
+	s.next.Store(time.Now().UnixNano())
+}
+
+// held says whether image is held back (by backoff after failures, or by
+// Retry-After) at now, and records its releases.
+func (s *imageScanner) held(image string, releases []string, now time.Time, forced bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state[image]
+	if st == nil {
+		st = &imageState{Image: image}
+		s.state[image] = st
+	}
+	st.Releases = releases
+	return st.NextTry != nil && now.Before(*st.NextTry) && (!forced || st.rateLimited)
+}
+
+// record keeps a listing's outcome: a failure holds the image back until
+// the registry's Retry-After, else for one interval, doubling with each
+// failure in a row up to 16; a success clears that.
+func (s *imageScanner) record(image string, tags int, err error, now time.Time) *imageState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state[image]
+	if err == nil {
+		st.Scanned, st.Tags, st.Error, st.Failures, st.NextTry, st.rateLimited = &now, tags, "", 0, nil, false
+		return st
+	}
+	if st.Failures == 0 {
+		st.backoff = wait.Backoff{Duration: s.interval, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 16 * s.interval}
+	}
+	st.Failures++
+	st.Error = err.Error()
+	next := now.Add(st.backoff.Step())
+	until, limited := imageupdate.IsRateLimited(err)
+	if limited && until.After(next) {
+		next = until
+	}
+	st.NextTry, st.rateLimited = &next, limited
+	return st
+}
+
+// snapshot is the state of every image, sorted.
+func (s *imageScanner) snapshot() []imageState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]imageState, 0, len(s.state))
+	for _, st := range s.state {
+		out = append(out, *st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
+	return out
+}
 
 // imageTarget is one release's policy for one image.
 type imageTarget struct {
@@ -95,6 +182,7 @@ func (a *Agent) scanImages(ctx context.Context) bool {
 	// The next scan in one interval, give or take a tenth, so replicas
 	// and registries do not see scans in lockstep.
 	s.next.Store(time.Now().Add(s.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(s.interval))).UnixNano())
+	forced := s.forced.Swap(false)
 	if a.appliedSpec.IsZero() {
 		return false
 	}
@@ -102,6 +190,13 @@ func (a *Agent) scanImages(ctx context.Context) bool {
 	if err != nil {
 		a.log.Warn("image updates: spec tree", zap.Error(err))
 		return false
+	}
+	statusTree := tree
+	if !a.src.SameBranch() {
+		statusTree = nil
+		if !a.appliedStatus.IsZero() {
+			statusTree, _ = a.tree(a.appliedStatus)
+		}
 	}
 	files, _ := v1alpha1.FindReleases(tree, "/", a.opts.Path)
 	byImage := map[string][]imageTarget{}
@@ -121,15 +216,24 @@ func (a *Agent) scanImages(ctx context.Context) bool {
 	sort.Strings(images)
 	committed := false
 	for _, image := range images {
+		var releases []string
+		for _, t := range byImage[image] {
+			releases = append(releases, t.p.Release.ID())
+		}
+		if s.held(image, releases, time.Now(), forced) {
+			continue
+		}
 		a.metrics.imageScans.Inc()
 		tags, err := s.reg.Tags(ctx, image)
+		st := s.record(image, len(tags), err, time.Now())
 		if err != nil {
 			a.metrics.imageScanErrors.Inc()
-			a.log.Warn("image updates: listing tags failed; the next scan tries again", zap.String("image", image), zap.Error(err))
+			a.log.Warn("image updates: listing tags failed; nothing is committed for this image until a listing succeeds",
+				zap.String("image", image), zap.Int("failures", st.Failures), zap.Time("nextTry", *st.NextTry), zap.Error(err))
 			continue
 		}
 		for _, t := range byImage[image] {
-			if a.proposeImage(ctx, tree, t, tags) {
+			if a.proposeImage(ctx, tree, statusTree, t, tags) {
 				committed = true
 			}
 		}
@@ -139,7 +243,7 @@ func (a *Agent) scanImages(ctx context.Context) bool {
 
 // proposeImage commits the tag t's policy takes from tags when Git names
 // another, and says whether it did.
-func (a *Agent) proposeImage(ctx context.Context, tree *gitsource.TreeFS, t imageTarget, tags []string) bool {
+func (a *Agent) proposeImage(ctx context.Context, tree, statusTree *gitsource.TreeFS, t imageTarget, tags []string) bool {
 	s := a.images
 	id := t.p.Release.ID()
 	log := a.log.With(zap.String("release", id), zap.String("image", t.update.Image))
@@ -162,6 +266,10 @@ func (a *Agent) proposeImage(ctx context.Context, tree *gitsource.TreeFS, t imag
 	if current == value || s.proposed[key] == value {
 		return false
 	}
+	if aborted := a.abortedImage(ctx, statusTree, t); aborted == value {
+		log.Debug("image updates: the newest tag is the one the canary aborted; waiting for a newer one", zap.String("tag", value))
+		return false
+	}
 	err := a.commitImage(ctx, t, value)
 	if err != nil {
 		a.metrics.imageScanErrors.Inc()
@@ -176,6 +284,44 @@ func (a *Agent) proposeImage(ctx context.Context, tree *gitsource.TreeFS, t imag
 	}
 	log.Info("image update committed", zap.String("from", current), zap.String("to", value))
 	return true
+}
+
+// abortedImage is the value the release's last aborted canary revision
+// (its status's abortedRevision) gave image, "" when none: read from Git,
+// so a restart keeps the promise not to propose an aborted tag again.
+func (a *Agent) abortedImage(ctx context.Context, statusTree *gitsource.TreeFS, t imageTarget) string {
+	st, err := readStatus(statusTree, path.Join(path.Dir(t.p.File), v1alpha1.StatusFile))
+	if err != nil || st.AbortedRevision == "" {
+		return ""
+	}
+	key := st.AbortedRevision + "|" + t.p.Release.ID() + "|" + t.update.Image
+	if v, ok := a.images.aborted[key]; ok {
+		return v
+	}
+	h := plumbing.NewHash(st.AbortedRevision)
+	if err := a.src.FetchCommit(ctx, a.opts.Branch, h); err != nil {
+		a.log.Warn("image updates: the aborted revision is not fetchable", zap.String("revision", st.AbortedRevision), zap.Error(err))
+		return ""
+	}
+	tree, err := a.tree(h)
+	if err != nil {
+		return ""
+	}
+	v := currentImageTag(tree, t.p, t.update.Image)
+	a.images.aborted[key] = v
+	return v
+}
+
+// serveImages is GET /images: the scanner's state of every image.
+func (a *Agent) serveImages(w http.ResponseWriter, r *http.Request) {
+	if a.images == nil {
+		http.Error(w, "image updates are off (--image-updates)", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(a.images.snapshot())
 }
 
 // imageBranch is the pull-request branch of a release's image updates:

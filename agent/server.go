@@ -37,6 +37,7 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	})
 	mux.HandleFunc("/hook", a.serveHook)
 	mux.HandleFunc("/hook/registry", a.serveRegistryHook)
+	mux.HandleFunc("/images", a.serveImages)
 	return serveUntil(ctx, l, mux)
 }
 

@@ -35,7 +35,12 @@ type testRegistry struct {
 	*registry.Registry
 	proxy string // host:port the agent uses
 	lists atomic.Int64
-	user  authn.Authenticator
+	// requests counts every request through the proxy; fault, when set,
+	// is what the proxy answers tag listings with instead of the
+	// registry's answer: "429" (with Retry-After: 4) or "malformed".
+	requests atomic.Int64
+	fault    atomic.Value
+	user     authn.Authenticator
 }
 
 // startRegistry starts the registry; with notify set, it posts its push
@@ -50,7 +55,20 @@ func startRegistry(t *testing.T, notify ...string) *testRegistry {
 	target, _ := url.Parse("http://" + r.Addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if strings.HasSuffix(req.URL.Path, "/tags/list") {
+		r.requests.Add(1)
+		fault, _ := r.fault.Load().(string)
+		switch {
+		case fault == "429":
+			w.Header().Set("Retry-After", "4")
+			http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}`, http.StatusTooManyRequests)
+			return
+		case !strings.HasSuffix(req.URL.Path, "/tags/list"):
+		case fault == "malformed":
+			r.lists.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"name":"shop/podinfo","tags":["1.4.0",`)
+			return
+		default:
 			r.lists.Add(1)
 		}
 		rp.ServeHTTP(w, req)

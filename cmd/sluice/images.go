@@ -105,8 +105,8 @@ func imageRegistry(configs []string) (*imageupdate.Registry, error) {
 	}
 	reg := &imageupdate.Registry{Transport: egress.Transport()}
 	if len(configs) > 0 {
-		k, err := imageupdate.KeychainFromFiles(configs...)
-		if err != nil {
+		k := &imageupdate.Credentials{DockerConfigs: configs}
+		if err := k.Check(); err != nil {
 			return nil, fmt.Errorf("--docker-config: %w", err)
 		}
 		reg.Keychain = k
