@@ -86,6 +86,9 @@ type Agent struct {
 	// appliedStatus is the status commit the last pass read (zero: none,
 	// or the status lives on the spec branch).
 	appliedStatus plumbing.Hash
+	// uiSpec is appliedSpec for the dashboard's requests (other
+	// goroutines).
+	uiSpec atomic.Pointer[plumbing.Hash]
 	// images is --image-updates' scanner, nil when off.
 	images *imageScanner
 	files0 *releaseFiles
@@ -284,6 +287,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 		return nil, err
 	}
 	a.appliedSpec = specHead
+	a.uiSpec.Store(&specHead)
 	statusTree := specTree
 	if !a.src.SameBranch() {
 		statusTree = nil

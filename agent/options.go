@@ -74,6 +74,8 @@ type Options struct {
 	// updates are pushed to for pull requests (<prefix>/<ns>/<name>)
 	// instead of the spec branch.
 	ImageUpdatesBranch string
+	// UI serves the read-only dashboard under /ui/ on Listen.
+	UI bool
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -107,6 +109,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ImageHookSecretFile, "image-hook-secret-file", "", "file holding the token registry push notifications to POST /hook/registry must send as Authorization: Bearer (Docker distribution's notifications headers)")
 	fs.StringArrayVar(&o.ImageDockerConfigs, "image-docker-config", nil, "Docker config file (config.json, or a mounted dockerconfigjson Secret's key) with registry credentials for --image-updates; repeatable")
 	fs.StringToStringVar(&o.ImageBasicAuth, "image-basic-auth", nil, "HOST=DIR: registry credentials for --image-updates from the files DIR/username and DIR/password (a kubernetes.io/basic-auth Secret mounted as a volume); repeatable")
+	fs.BoolVar(&o.UI, "ui", true, "serve the read-only dashboard (releases, steps, weight timelines, from Git) under /ui/ on --listen")
 	fs.StringVar(&o.HookSecretFile, "hook-secret-file", "", "file holding the push webhooks' secret: POST /hook then counts only hooks signed with it (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea/Forgejo signatures)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "host:port where the other replicas reach this one's --listen (under leader election a follower forwards POST /hook to the leader's); deploy/ sets it from the pod IP")

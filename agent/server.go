@@ -38,6 +38,10 @@ func (a *Agent) Serve(ctx context.Context, l net.Listener) error {
 	mux.HandleFunc("/hook", a.serveHook)
 	mux.HandleFunc("/hook/registry", a.serveRegistryHook)
 	mux.HandleFunc("/images", a.serveImages)
+	if a.opts.UI {
+		mux.Handle("/ui/", &ui{a: a})
+		mux.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
 	return serveUntil(ctx, l, mux)
 }
 

@@ -60,32 +60,17 @@ type HistoryEntry struct {
 }
 
 // History reads the agent's commits about release ("ns/name") from the
-// status branch, newest first, from their Sluice-* trailers. It keeps a
-// full (not shallow) copy of the status branch next to the main
-// repository: the branch holds only small status files.
+// status branch, newest first, from their Sluice-* trailers.
 func (s *Source) History(ctx context.Context, release string) ([]HistoryEntry, error) {
-	dir := s.opts.Dir + ".history"
-	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(dir, true)
-		if err == nil {
-			_, err = repo.CreateRemote(&config.RemoteConfig{Name: remoteName, URLs: []string{s.url}})
-		}
-	}
+	repo, ref, err := s.StatusHistory(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("history repository %s: %w", dir, err)
+		return nil, err
 	}
-	branch := s.opts.StatusBranch
-	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:%s", branch, remoteRef(branch)))
-	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Tags: git.NoTags, Auth: s.auth, Force: true})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, s.wrap("fetch "+branch, err)
-	}
-	ref, err := repo.Reference(remoteRef(branch), true)
+	head, err := repo.Reference(ref, true)
 	if err != nil {
-		return nil, fmt.Errorf("status branch %s: %w", branch, err)
+		return nil, fmt.Errorf("status branch %s: %w", s.opts.StatusBranch, err)
 	}
-	iter, err := repo.Log(&git.LogOptions{From: ref.Hash(), Order: git.LogOrderCommitterTime})
+	iter, err := repo.Log(&git.LogOptions{From: head.Hash(), Order: git.LogOrderCommitterTime})
 	if err != nil {
 		return nil, err
 	}
@@ -100,4 +85,36 @@ func (s *Source) History(ctx context.Context, release string) ([]HistoryEntry, e
 		return nil
 	})
 	return out, err
+}
+
+// StatusHistory fetches the status branch into a full (not shallow) copy
+// kept next to the main repository — the branch holds only small status
+// files — and returns it with the ref that names the branch there. Calls
+// are serialised; readers of the returned repository may run alongside
+// the next call's fetch (objects are only added).
+func (s *Source) StatusHistory(ctx context.Context) (*git.Repository, plumbing.ReferenceName, error) {
+	s.historyMu.Lock()
+	defer s.historyMu.Unlock()
+	branch := s.opts.StatusBranch
+	ref := remoteRef(branch)
+	if s.history == nil {
+		dir := s.opts.Dir + ".history"
+		repo, err := git.PlainOpen(dir)
+		if errors.Is(err, git.ErrRepositoryNotExists) {
+			repo, err = git.PlainInit(dir, true)
+			if err == nil {
+				_, err = repo.CreateRemote(&config.RemoteConfig{Name: remoteName, URLs: []string{s.url}})
+			}
+		}
+		if err != nil {
+			return nil, ref, fmt.Errorf("history repository %s: %w", dir, err)
+		}
+		s.history = repo
+	}
+	spec := config.RefSpec(fmt.Sprintf("+refs/heads/%s:%s", branch, ref))
+	err := s.history.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Tags: git.NoTags, Auth: s.auth, Force: true})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, ref, s.wrap("fetch "+branch, err)
+	}
+	return s.history, ref, nil
 }

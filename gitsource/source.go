@@ -75,6 +75,11 @@ type Source struct {
 	mu      sync.RWMutex
 	repo    *git.Repository
 	storage *filesystem.Storage
+
+	// historyMu guards history, the full copy of the status branch
+	// (StatusHistory).
+	historyMu sync.Mutex
+	history   *git.Repository
 }
 
 // Open prepares the on-disk repository for opts.URL without contacting it.

@@ -2,7 +2,7 @@
 # testdeps.sh installs the Debian packages the tests run as real parts, when
 # they are missing: openssh-server (the SSH Git transport), prometheus (metric
 # checks), time (peak RSS in the benchmarks), docker-registry (OCI charts),
-# iproute2 and util-linux (the
+# chromium (the dashboard's browser tests, driven with chromedp), iproute2 and util-linux (the
 # private network namespace of the traffic tests and the demo). Git and Go are the only things
 # a machine needs before `make test`; everything else comes from here or from
 # the Go module proxy (hack/testbin.sh).
@@ -20,6 +20,7 @@ command -v ip >/dev/null || need+=(iproute2)          # the traffic tests' and d
 command -v unshare >/dev/null || need+=(util-linux)
 /usr/bin/python3 -c "import scipy" 2>/dev/null || need+=(python3-scipy)  # the judge's statistics are checked against scipy
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)  # the OCI registry sluice chart pull is tested against
+[ -x /usr/bin/chromium ] || need+=(chromium)  # the dashboard's browser tests (e2e TestDashboard)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

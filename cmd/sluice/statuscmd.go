@@ -229,6 +229,9 @@ func newHistoryCommand() *cobra.Command {
 			if err := checkReleaseName(args[0]); err != nil {
 				return err // history outlives the release's files: no file check
 			}
+			if output == "svg" {
+				return c.historySVG(cmd.Context(), cmd.OutOrStdout(), args[0])
+			}
 			ns, name, _ := strings.Cut(args[0], "/")
 			ref := c.statusRef()
 			out, err := c.git("log", "--format=%H%x1f%cI%x1f%B%x1e", ref, "--", path.Join(c.releasesPath, ns, name, v1alpha1.StatusFile))
@@ -266,7 +269,7 @@ func newHistoryCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml, json, or svg (the dashboard's timeline of the last rollout)")
 	f.bind(cmd, false)
 	return cmd
 }

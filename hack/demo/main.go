@@ -198,10 +198,17 @@ func run() error {
 	os.WriteFile(pw, []byte("demo-token"), 0o600)
 	say("git repository served at %s (basic auth)", repoURL)
 
-	// The agent, as a separate process, the way people run it.
+	// The agent, as a separate process, the way people run it; its
+	// --listen serves the dashboard under /ui/.
+	uiL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	listen := uiL.Addr().String()
+	uiL.Close()
 	agentLog, _ := os.Create(filepath.Join(work, "agent.log"))
 	agent := exec.Command(sluice, "agent", "--repo", repoURL, "--git-username", "demo", "--git-password-file", pw,
-		"--kubeconfig", cluster.Kubeconfig, "--interval", "1s", "--listen", "127.0.0.1:0",
+		"--kubeconfig", cluster.Kubeconfig, "--interval", "1s", "--listen", listen,
 		"--cache-dir", filepath.Join(work, "cache"), "--log-format", "json")
 	agent.Stdout, agent.Stderr = agentLog, agentLog
 	if err := agent.Start(); err != nil {
@@ -212,6 +219,7 @@ func run() error {
 		agent.Wait()
 	}()
 	say("sluice agent started (pid %d)", agent.Process.Pid)
+	say("dashboard: http://%s/ui/ (read-only, from Git; up while the demo runs)", listen)
 
 	// Print the agent's transitions as they land on the status branch, and
 	// what users get.
