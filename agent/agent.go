@@ -91,7 +91,9 @@ type Agent struct {
 	uiSpec atomic.Pointer[plumbing.Hash]
 	// images is --image-updates' scanner, nil when off.
 	images *imageScanner
-	files0 *releaseFiles
+	// promoter is spec.promotion's.
+	promoter *promoter
+	files0   *releaseFiles
 	// lastSpec is the spec head of the last pass (pass goroutine only).
 	lastSpec plumbing.Hash
 	// notice, set for one pass, is what every release's status and an
@@ -198,6 +200,15 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if opts.ImageUpdates {
 		if ag.images, err = newImageScanner(opts); err != nil {
 			return nil, err
+		}
+	}
+	if opts.PromotionInterval <= 0 {
+		opts.PromotionInterval = 30 * time.Second
+	}
+	ag.promoter = &promoter{interval: opts.PromotionInterval, done: map[string]string{}}
+	if opts.PromoteToBranch != "" {
+		if err := gitsource.ValidateBranch(opts.PromoteToBranch + "/c/ns/name/v"); err != nil {
+			return nil, fmt.Errorf("--promote-to-branch: %w", err)
 		}
 	}
 	ag.renderer.Capabilities = (&clusterCapabilities{agent: ag}).get
@@ -441,6 +452,22 @@ type releaseFiles struct {
 	files []string
 }
 
+// sideJob is work the leader does between passes when it is due: the
+// image scanner, the promoter. run says whether it committed to the spec
+// branch.
+type sideJob struct {
+	until func() time.Duration
+	run   func(context.Context) bool
+}
+
+func (a *Agent) sideJobs() []sideJob {
+	jobs := []sideJob{{until: a.promoter.until, run: a.promote}}
+	if a.images != nil {
+		jobs = append(jobs, sideJob{until: a.images.until, run: a.scanImages})
+	}
+	return jobs
+}
+
 // tree returns the file system of commit h, kept while it is one of the
 // heads in use: its directory cache makes the next pass's keys cheap.
 func (a *Agent) tree(h plumbing.Hash) (*gitsource.TreeFS, error) {
@@ -556,19 +583,20 @@ func (a *Agent) Run(ctx context.Context) error {
 					wait = max(d, 10*time.Millisecond)
 				}
 			}
-			if a.images != nil {
-				if d := a.images.until(); d > 0 {
+			for _, j := range a.sideJobs() {
+				if d := j.until(); d > 0 {
 					wait = min(wait, d)
-				} else {
-					ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), passTimeout)
-					if a.scanImages(ictx) {
-						// The bump is on the spec branch: the next pass
-						// polls at once and starts its rollout.
-						lastPoll, wait = time.Time{}, 0
-					}
-					icancel()
-					wait = min(wait, a.images.until())
+					continue
 				}
+				jctx, jcancel := context.WithTimeout(context.WithoutCancel(ctx), passTimeout)
+				if j.run(jctx) {
+					// A commit on the spec branch (an image bump, a
+					// promotion): the next pass polls at once and
+					// starts its rollout.
+					lastPoll, wait = time.Time{}, 0
+				}
+				jcancel()
+				wait = min(wait, j.until())
 			}
 		}
 		timer := time.NewTimer(max(wait, 0))

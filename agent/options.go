@@ -76,6 +76,16 @@ type Options struct {
 	ImageUpdatesBranch string
 	// UI serves the read-only dashboard under /ui/ on Listen.
 	UI bool
+	// Cluster names the agent's cluster in a repository of several:
+	// releases under clusters/<cluster>/releases and status on
+	// sluice/status/<cluster> unless --path and --status-branch say
+	// otherwise.
+	Cluster string
+	// PromotionInterval is how often spec.promotion's upstreams are read;
+	// PromoteToBranch, when set, is the prefix of the branches promotions
+	// are pushed to for pull requests instead of the spec branch.
+	PromotionInterval time.Duration
+	PromoteToBranch   string
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -109,6 +119,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ImageHookSecretFile, "image-hook-secret-file", "", "file holding the token registry push notifications to POST /hook/registry must send as Authorization: Bearer (Docker distribution's notifications headers)")
 	fs.StringArrayVar(&o.ImageDockerConfigs, "image-docker-config", nil, "Docker config file (config.json, or a mounted dockerconfigjson Secret's key) with registry credentials for --image-updates; repeatable")
 	fs.StringToStringVar(&o.ImageBasicAuth, "image-basic-auth", nil, "HOST=DIR: registry credentials for --image-updates from the files DIR/username and DIR/password (a kubernetes.io/basic-auth Secret mounted as a volume); repeatable")
+	fs.StringVar(&o.Cluster, "cluster", "", "this cluster's name in a repository of several: releases from clusters/<name>/releases and status to sluice/status/<name> (unless --path, --status-branch say otherwise); spec.promotion names other clusters' releases")
+	fs.DurationVar(&o.PromotionInterval, "promotion-interval", 30*time.Second, "how often releases with spec.promotion read their upstream's status (give or take a tenth)")
+	fs.StringVar(&o.PromoteToBranch, "promote-to-branch", "", "push promotions to <this>/<cluster>/<namespace>/<name>/<version> branches, for pull requests, instead of committing them on the spec branch")
 	fs.BoolVar(&o.UI, "ui", true, "serve the read-only dashboard (releases, steps, weight timelines, from Git) under /ui/ on --listen")
 	fs.StringVar(&o.HookSecretFile, "hook-secret-file", "", "file holding the push webhooks' secret: POST /hook then counts only hooks signed with it (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea/Forgejo signatures)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
@@ -143,6 +156,24 @@ func ApplyEnv(fs *pflag.FlagSet) error {
 }
 
 // notifyURLs is --notify-url plus the URL in each --notify-url-file.
+// ApplyCluster gives --cluster's defaults to --path and --status-branch
+// where fs (the parsed flags, environment applied) did not set them.
+func (o *Options) ApplyCluster(fs *pflag.FlagSet) error {
+	if o.Cluster == "" {
+		return nil
+	}
+	if err := v1alpha1.ValidateClusterName(o.Cluster); err != nil {
+		return fmt.Errorf("--cluster: %w", err)
+	}
+	if !fs.Changed("path") {
+		o.Path = v1alpha1.ClusterReleasesPath(o.Cluster)
+	}
+	if !fs.Changed("status-branch") {
+		o.StatusBranch = v1alpha1.ClusterStatusBranch(o.Cluster)
+	}
+	return nil
+}
+
 func (o *Options) notifyURLs() ([]string, error) {
 	urls := append([]string(nil), o.NotifyURLs...)
 	for _, f := range o.NotifyURLFiles {

@@ -90,3 +90,38 @@ func field(n *kyaml.RNode, name string) string {
 	}
 	return kyaml.GetValue(v)
 }
+
+// Entry is one images: entry of a kustomization.
+type Entry struct {
+	Name, NewName, NewTag string
+}
+
+// Image is the repository the entry deploys: its newName, else its name.
+func (e Entry) Image() string {
+	if e.NewName != "" {
+		return e.NewName
+	}
+	return e.Name
+}
+
+// Entries are the kustomization's images: entries (none when the file
+// does not parse or has none).
+func Entries(kustomization []byte) []Entry {
+	k, err := kyaml.Parse(string(kustomization))
+	if err != nil {
+		return nil
+	}
+	list, err := k.Pipe(kyaml.Lookup("images"))
+	if err != nil || list == nil {
+		return nil
+	}
+	elems, err := list.Elements()
+	if err != nil {
+		return nil
+	}
+	out := make([]Entry, 0, len(elems))
+	for _, e := range elems {
+		out = append(out, Entry{Name: field(e, "name"), NewName: field(e, "newName"), NewTag: field(e, "newTag")})
+	}
+	return out
+}

@@ -59,6 +59,15 @@ func (d *decision) clearAborted() {
 	st.AbortedDigest, st.AbortedRevision = "", ""
 }
 
+// setStable makes rev the stable version, stamped with when it became
+// so (a downstream stage's soak counts from it).
+func (d *decision) setStable(rev *v1alpha1.Revision) {
+	r := *rev
+	at := d.in.Now.UTC()
+	r.PromotedAt = &at
+	d.st().Stable = &r
+}
+
 // inWindow returns the promoted version the head's digest equals within the
 // rollback window, or nil.
 func (d *decision) inWindow() *v1alpha1.Revision {
@@ -98,7 +107,9 @@ func (d *decision) rememberPromoted(old, next *v1alpha1.Revision, rollback bool)
 	st := d.st()
 	keep := []v1alpha1.Revision{}
 	if old != nil && !rollback && old.Digest != next.Digest {
-		keep = append(keep, *old)
+		o := *old
+		o.PromotedAt = nil // the window compares versions, not times
+		keep = append(keep, o)
 	}
 	for _, r := range st.Promoted {
 		if r.Digest != next.Digest && (old == nil || r.Digest != old.Digest) {

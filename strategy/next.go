@@ -158,7 +158,7 @@ func (d *decision) install() {
 	d.p.Stable = StableFromHead
 	st := d.st()
 	if d.in.Observed.StableDigest == d.in.HeadDigest && d.in.Observed.StableReady {
-		st.Stable = d.head()
+		d.setStable(d.head())
 		st.Canary, st.Step, st.Weight = nil, 0, 0
 		st.Phase = v1alpha1.PhaseSucceeded
 		st.Message = "installed " + short(d.in.HeadRevision)
@@ -407,7 +407,7 @@ func (d *decision) finishPromotion() {
 	}
 	old, rollback := st.Stable, st.Rollback
 	d.rememberPromoted(old, st.Canary, rollback)
-	st.Stable = st.Canary
+	d.setStable(st.Canary)
 	st.Canary, st.Step, st.Weight = nil, 0, 0
 	st.Rollback = false
 	d.clearAborted()

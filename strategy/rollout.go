@@ -53,7 +53,7 @@ func (d *decision) rollout() {
 		return
 	}
 	d.rememberPromoted(st.Stable, st.Canary, false)
-	st.Stable = st.Canary
+	d.setStable(st.Canary)
 	st.Canary = nil
 	st.Phase = v1alpha1.PhaseSucceeded
 	d.clearAborted()

@@ -90,6 +90,9 @@ type ReleaseStatus struct {
 type Revision struct {
 	Revision string `json:"revision"`
 	Digest   string `json:"digest"`
+	// PromotedAt, on the stable revision, is when it became stable (its
+	// install or promotion): what a downstream stage's soak counts from.
+	PromotedAt *time.Time `json:"promotedAt,omitempty"`
 }
 
 // CheckState summarises the measurements of one check in the current step.

@@ -71,6 +71,9 @@ type ReleaseSpec struct {
 	// at the newest tag its registry has within a policy, by committing
 	// the tag to the release's kustomization.
 	ImageUpdates []ImageUpdate `json:"imageUpdates,omitempty"`
+	// Promotion takes the release's version from another cluster's
+	// release, once it has promoted it there (multi-cluster delivery).
+	Promotion *Promotion `json:"promotion,omitempty"`
 }
 
 // Source locates the kustomization of a release.

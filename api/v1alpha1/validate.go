@@ -109,6 +109,7 @@ func (v *validator) release() {
 	v.source()
 	v.helm()
 	v.imageUpdates()
+	v.promotion()
 	s := &r.Spec
 	if s.Workload.Kind != "Deployment" {
 		v.errorf("spec.workload.kind", "must be Deployment, got %q", s.Workload.Kind)
@@ -444,6 +445,9 @@ func (v *validator) gates() {
 	named := map[string]bool{}
 	for _, g := range s.Strategy.Gates() {
 		named[g] = true
+	}
+	if s.Promotion != nil && s.Promotion.Gate != "" {
+		named[s.Promotion.Gate] = true // approved for an upstream version
 	}
 	for i, a := range s.Gates.Approved {
 		p := fmt.Sprintf("spec.gates.approved[%d]", i)

@@ -44,6 +44,9 @@ SLUICE_REPO, SLUICE_GIT_PASSWORD_FILE.`,
 			if err := agent.ApplyEnv(cmd.Flags()); err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
+			if err := opts.ApplyCluster(cmd.Flags()); err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
 			log, err := newLogger(opts.LogFormat, opts.LogLevel)
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}

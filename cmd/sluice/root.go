@@ -42,7 +42,7 @@ kustomization. See docs/release-reference.md for the file format.`,
 	root.AddCommand(newAgentCommand(), newValidateCommand(), newRenderCommand(), newDiffCommand(),
 		newApproveCommand(), newAbortCommand(), newPromoteCommand(), newSetWeightCommand(),
 		newRetryCommand(), newSuspendCommand(true), newSuspendCommand(false),
-		newRollbackCommand(), newStatusCommand(), newHistoryCommand(), newDashboardCommand(), newWaitCommand(), newVersionCommand(), newInstallCommand(), newChartCommand(), newImagesCommand(), newDocsCommand())
+		newRollbackCommand(), newStatusCommand(), newHistoryCommand(), newDashboardCommand(), newPipelineCommand(), newWaitCommand(), newVersionCommand(), newInstallCommand(), newChartCommand(), newImagesCommand(), newDocsCommand())
 	return root
 }
 

@@ -24,7 +24,7 @@ import (
 func newStatusCommand() *cobra.Command {
 	var f verbFlags
 	var output string
-	var watch bool
+	var watch, all bool
 	var interval, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "status [namespace/name]",
@@ -41,14 +41,37 @@ interrupted or --timeout passes.`,
   sluice status shop/cart --watch`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
 			c := f.clone()
 			if err := c.inClone(); err != nil {
 				return err
 			}
-			if len(args) == 1 {
+			if len(args) == 1 && !all {
 				if _, err := c.releaseFile(args[0]); err != nil {
 					return fail(err)
 				}
+			}
+			if all {
+				if f.clusters, err = clusterNames(f.dir); err != nil {
+					return fail(err)
+				}
+				if len(f.clusters) == 1 {
+					c = f.cloneOf(f.clusters[0])
+				}
+			}
+			if len(f.clusters) > 1 && !watch {
+				// One table per cluster, each release named with its
+				// cluster.
+				for i, cl := range f.clusters {
+					if i > 0 {
+						fmt.Fprintln(cmd.OutOrStdout())
+					}
+					c := f.cloneOf(cl)
+					if err := printStatus(cmd.OutOrStdout(), c, c.statusRef(), args, output); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			if !watch {
 				return printStatus(cmd.OutOrStdout(), c, c.statusRef(), args, output)
@@ -91,6 +114,7 @@ interrupted or --timeout passes.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the status anew each time the status branch moves")
+	cmd.Flags().BoolVar(&all, "all-clusters", false, "every cluster of the repository (clusters/*), one table each")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "with --watch, how often to fetch")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --watch, stop after this long (0: until interrupted)")
 	f.bind(cmd, false)
@@ -158,7 +182,11 @@ func printStatus(w io.Writer, c *clone, ref string, ids []string, output string)
 		if st.StepStartedAt != nil {
 			age = duration.HumanDuration(time.Since(*st.StepStartedAt))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", ids[i], st.Phase, c.stepOf(ids[i], st), st.Weight, age, stable, canary, checks, msg)
+		name := ids[i]
+		if c.cluster != "" {
+			name = c.cluster + "/" + name
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", name, st.Phase, c.stepOf(ids[i], st), st.Weight, age, stable, canary, checks, msg)
 	}
 	return tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
@@ -26,7 +27,8 @@ type clone struct {
 	releasesPath string
 	statusBranch string
 	remote       string
-	checked      bool // inside a Git work tree, asked once
+	cluster      string // "" outside a repository of several clusters
+	checked      bool   // inside a Git work tree, asked once
 }
 
 func (c *clone) git(args ...string) (string, error) {
@@ -60,6 +62,11 @@ func (c *clone) releaseFile(release string) (string, error) {
 // inClone says, in words, that the verb runs outside a Git clone (asked
 // of git once per command).
 func (c *clone) inClone() error {
+	if c.cluster != "" {
+		if err := v1alpha1.ValidateClusterName(c.cluster); err != nil {
+			return &exitError{code: 2, msg: "--cluster: " + err.Error()}
+		}
+	}
 	if c.checked {
 		return nil
 	}
@@ -111,6 +118,29 @@ func (c *clone) statusAt(ref, release string) (*v1alpha1.ReleaseStatus, error) {
 		return nil, fmt.Errorf("%s:%s: %w", ref, file, err)
 	}
 	return &st, nil
+}
+
+// gateRevision is the revision an approval of gate names: the upstream's
+// stable version for the release's spec.promotion gate, else the canary's.
+func (c *clone) gateRevision(release, gate string) (string, error) {
+	if file, err := c.releaseFile(release); err == nil {
+		if data, err := os.ReadFile(filepath.Join(c.dir, file)); err == nil {
+			if p, err := v1alpha1.ParseRelease(file, data); err == nil && p.Release.Spec.Promotion != nil && p.Release.Spec.Promotion.Gate == gate {
+				pr := p.Release.Spec.Promotion
+				cluster, id := pr.Upstream()
+				uc := &clone{dir: c.dir, releasesPath: v1alpha1.ClusterReleasesPath(cluster), statusBranch: v1alpha1.ClusterStatusBranch(cluster), remote: c.remote, cluster: cluster}
+				st, err := uc.statusAt(uc.statusRef(), id)
+				if err != nil {
+					return "", fmt.Errorf("the promotion gate %q approves %s's stable version: %w", gate, pr.From, err)
+				}
+				if st.Stable == nil {
+					return "", fmt.Errorf("%s has no stable version to approve yet (phase %s)", pr.From, st.Phase)
+				}
+				return st.Stable.Revision, nil
+			}
+		}
+	}
+	return c.canaryRevision(release)
 }
 
 // canaryRevision is the revision approvals, promote and abort must name.
@@ -229,6 +259,8 @@ type verbFlags struct {
 	path         string
 	statusBranch string
 	remote       string
+	clusters     []string
+	flags        *pflag.FlagSet
 }
 
 func (f *verbFlags) bind(cmd *cobra.Command, commits bool) {
@@ -239,13 +271,31 @@ func (f *verbFlags) bind(cmd *cobra.Command, commits bool) {
 	cmd.Flags().StringVar(&f.path, "path", "releases", "the releases directory in the repository")
 	cmd.Flags().StringVar(&f.statusBranch, "status-branch", gitsource.DefaultStatusBranch, "the branch the agent writes status to")
 	cmd.Flags().StringVar(&f.remote, "remote", "origin", "the remote to fetch status from and push to")
+	cmd.Flags().StringSliceVar(&f.clusters, "cluster", nil, "in a repository of several clusters: the cluster's releases (clusters/<name>/releases) and status branch (sluice/status/<name>), unless --path and --status-branch say otherwise")
+	f.flags = cmd.Flags()
 	if commits {
 		cmd.Flags().BoolVar(&f.push, "push", false, "push the commit to the remote")
 	}
 }
 
 func (f *verbFlags) clone() *clone {
-	return &clone{dir: f.dir, releasesPath: f.path, statusBranch: f.statusBranch, remote: f.remote}
+	c := &clone{dir: f.dir, releasesPath: f.path, statusBranch: f.statusBranch, remote: f.remote}
+	if len(f.clusters) > 0 {
+		return f.cloneOf(f.clusters[0])
+	}
+	return c
+}
+
+// cloneOf is the clone as one cluster's agent sees the repository.
+func (f *verbFlags) cloneOf(cluster string) *clone {
+	c := &clone{dir: f.dir, releasesPath: f.path, statusBranch: f.statusBranch, remote: f.remote, cluster: cluster}
+	if f.flags == nil || !f.flags.Changed("path") {
+		c.releasesPath = v1alpha1.ClusterReleasesPath(cluster)
+	}
+	if f.flags == nil || !f.flags.Changed("status-branch") {
+		c.statusBranch = v1alpha1.ClusterStatusBranch(cluster)
+	}
+	return c
 }
 
 func newApproveCommand() *cobra.Command {
@@ -261,11 +311,11 @@ It never touches the cluster; --push pushes the commit.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := f.clone()
-			rev, err := c.canaryRevision(args[0])
+			gate := args[1]
+			rev, err := c.gateRevision(args[0], gate)
 			if err != nil {
 				return fail(err)
 			}
-			gate := args[1]
 			if file, err := c.releaseFile(args[0]); err == nil {
 				if data, err := os.ReadFile(filepath.Join(c.dir, file)); err == nil {
 					if p, err := v1alpha1.ParseRelease(file, data); err == nil && p.Release.Spec.Gates.Passed(gate, rev) {
