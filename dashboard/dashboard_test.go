@@ -274,3 +274,23 @@ func TestHandlers(t *testing.T) {
 		}
 	}
 }
+
+// Several clusters: each under its prefix, all of them on one page.
+func TestClusters(t *testing.T) {
+	s := openStory(t)
+	a, b := s.server(t, "at-gate"), s.server(t, "sluice/status")
+	a.Prefix, b.Prefix = "/staging", "/prod"
+	h := Clusters([]string{"staging", "prod"}, []*Server{a, b})
+	code, body := get(t, h, "/")
+	if code != 200 {
+		t.Fatalf("/: %d %s", code, body)
+	}
+	for _, want := range []string{`<h2>Cluster <a href="/staging/">staging</a></h2>`, `data-release="staging/` + s.release + `"`, `href="/prod/release/` + s.release + `"`, "‖ Paused", "✗ Aborted"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page of two clusters lacks %q", want)
+		}
+	}
+	if code, body := get(t, h, "/prod/release/"+s.release); code != 200 || !strings.Contains(body, "✗ Aborted") {
+		t.Errorf("/prod/release/…: %d", code)
+	}
+}

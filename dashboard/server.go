@@ -104,8 +104,11 @@ func (s *Server) snapshot(ctx context.Context) (*Snapshot, error) {
 
 // page is what every template gets.
 type page struct {
-	Title    string
+	Title string
+	// Snap is the one status branch the page shows (nil on the page of
+	// several clusters).
 	Snap     *Snapshot
+	Tables   []tableView
 	Release  *Release
 	Chart    template.HTML
 	Commit   *commitView
@@ -131,7 +134,38 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.render(w, "overview.html", page{Title: "sluice releases", Snap: snap})
+	s.render(w, "overview.html", page{Title: "sluice releases", Snap: snap, Tables: []tableView{{Prefix: s.Prefix, Releases: snap.Releases}}})
+}
+
+// tableView is one status branch's releases on an overview.
+type tableView struct {
+	// Cluster names it on the page of several clusters.
+	Cluster, Prefix string
+	Releases        []*Release
+}
+
+// Clusters serves several clusters' pages, each under /<cluster>/ (their
+// Servers' Prefix), and at / every cluster's releases, one table each.
+func Clusters(names []string, servers []*Server) http.Handler {
+	mux := http.NewServeMux()
+	for _, s := range servers {
+		mux.Handle(s.Prefix+"/", s.Handler())
+	}
+	index := &Server{Now: servers[0].Now}
+	index.once.Do(index.init)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		p := page{Title: "sluice releases: " + strings.Join(names, ", ")}
+		for i, s := range servers {
+			snap, err := s.snapshot(r.Context())
+			if err != nil {
+				s.fail(w, fmt.Errorf("cluster %s: %w", names[i], err))
+				return
+			}
+			p.Tables = append(p.Tables, tableView{Cluster: names[i], Prefix: s.Prefix, Releases: snap.Releases})
+		}
+		index.render(w, "overview.html", p)
+	})
+	return mux
 }
 
 // lookup is the release the path names, or a 404.

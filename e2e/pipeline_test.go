@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -228,6 +231,28 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("sluice status --all-clusters:\n%s", out)
 	}
 
+	// The dashboard, every cluster on one page.
+	dash := exec.Command(sluiceBin, "dashboard", "--all-clusters", "--listen", "127.0.0.1:0", "-C", dev.repo.Work)
+	stdout, _ := dash.StdoutPipe()
+	if err := dash.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dash.Process.Kill(); dash.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if f := strings.Fields(strings.TrimPrefix(line, "dashboard: ")); len(f) == 0 {
+		t.Errorf("sluice dashboard said %q", line)
+	} else if resp, err := http.Get(f[0]); err != nil {
+		t.Error(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, c := range []string{"dev", "staging", "prod"} {
+			if !strings.Contains(string(body), `data-release="`+c+"/"+ns+`/web"`) {
+				t.Errorf("the dashboard of every cluster lacks %s's release", c)
+			}
+		}
+	}
+
 	// Nothing lost: every cluster's status branch has each of its
 	// transitions once, in order, and main every promotion.
 	lost := 0
@@ -243,4 +268,58 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("%s promotion commits on main, want 3 (staging 6.7.1, prod 6.7.1, staging 6.7.2)", n)
 	}
 	t.Logf("pipeline: dev->staging %.1fs, staging->prod %.1fs after soak, %d lost commits", devToStaging.Seconds(), stagingToProd.Seconds(), lost)
+}
+
+// Scenario — promotion by pull request: with --promote-to-branch the
+// promotion is pushed to sluice/promote/<cluster>/<ns>/<name>/<version>,
+// started at the spec head; nothing runs until it is merged. Two stages
+// on one control plane (namespaces of their own) suffice for that.
+func TestPromoteToBranch(t *testing.T) {
+	t.Parallel()
+	dev := newWorld(t, nil)
+	staging := *dev
+	staging.ns, staging.logs = cluster.Namespace(t), nil
+	fast := "[{setWeight: 50}, {pause: {duration: 1s}}, {setWeight: 100}]"
+	files := stageFiles(t, dev.ns, "dev", "6.7.0", fast, "")
+	for f, c := range stageFiles(t, staging.ns, "staging", "6.7.0", fast, fmt.Sprintf("  promotion: {from: dev/%s/web}\n", dev.ns)) {
+		files[f] = c
+	}
+	dev.repo.Commit(t, "two stages of web", files)
+	dev.repo.Push(t)
+	devS := &stageRun{name: "dev", w: dev}
+	stagingS := &stageRun{name: "staging", w: &staging}
+	devS.start()
+	stagingS.ag = staging.start("--cluster", "staging", "--promotion-interval", "1s", "--promote-to-branch", "sluice/promote")
+	for _, s := range []*stageRun{devS, stagingS} {
+		s.wait(60*time.Second, "installed", func(st v1alpha1.ReleaseStatus) bool { return st.Phase == v1alpha1.PhaseSucceeded })
+	}
+	bump := dev.repo.Commit(t, "web 6.7.1 in dev", map[string]string{"clusters/dev/releases/" + dev.ns + "/web/kustomization.yaml": strings.Replace(files["clusters/dev/releases/"+dev.ns+"/web/kustomization.yaml"], `"6.7.0"`, `"6.7.1"`, 1)})
+	dev.repo.Push(t)
+	devS.wait(60*time.Second, "6.7.1 promoted", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhaseSucceeded && s.Stable != nil && s.Stable.Revision == bump
+	})
+	branch := "sluice/promote/staging/" + staging.ns + "/web/" + bump[:12]
+	waitFor(t, 30*time.Second, "the promotion pushed to "+branch, func() bool {
+		out, err := exec.Command("git", "-C", dev.repo.Bare, "log", "-1", "--format=%(trailers:key=Sluice-Promotion-Version,valueonly,separator=)", branch).Output()
+		return err == nil && strings.TrimSpace(string(out)) == bump
+	})
+	main := gitserver.Git(t, dev.repo.Bare, "rev-parse", "main")
+	if parent := gitserver.Git(t, dev.repo.Bare, "rev-parse", branch+"^"); parent != main {
+		t.Errorf("the branch starts at %s, not the spec head %s", parent, main)
+	}
+	time.Sleep(3 * time.Second) // checks go on: nothing more is pushed, main is untouched
+	if stagingS.tag() != "6.7.0" || gitserver.Git(t, dev.repo.Bare, "rev-parse", "main") != main {
+		t.Errorf("PR mode changed the spec branch: staging at %s", stagingS.tag())
+	}
+	if n := gitserver.Git(t, dev.repo.Bare, "rev-list", "--count", main+".."+branch); n != "1" {
+		t.Errorf("%s commits on the branch, want 1", n)
+	}
+	// The pull request is merged: staging's canary runs.
+	gitserver.Git(t, dev.repo.Work, "pull", "-q", "origin", "main")
+	gitserver.Git(t, dev.repo.Work, "fetch", "-q", "origin", branch)
+	gitserver.Git(t, dev.repo.Work, "merge", "-q", "--ff-only", "FETCH_HEAD")
+	dev.repo.Push(t)
+	stagingS.wait(60*time.Second, "6.7.1 promoted after the merge", func(s v1alpha1.ReleaseStatus) bool {
+		return s.Phase == v1alpha1.PhaseSucceeded && s.Stable != nil && s.Stable.Revision == gitserver.Git(t, dev.repo.Bare, "rev-parse", "main")
+	})
 }

@@ -19,6 +19,7 @@ import (
 func newDashboardCommand() *cobra.Command {
 	var f verbFlags
 	var listen string
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "dashboard",
 		Short: "Serve read-only pages of the releases, their steps and weight timelines, from a clone",
@@ -28,22 +29,53 @@ canary weight with check results, approvals, aborts and rollbacks, its
 checks and its history), all read from the clone: the status branch
 (fetched from the remote on each page and every two seconds while a page is
 open, which then refreshes itself) and the spec branch's release files.
-The pages never write; the commands they show are for your terminal.`,
+The pages never write; the commands they show are for your terminal.
+
+With several --cluster (or --all-clusters), each cluster's pages are under
+/<cluster>/ and / shows every cluster's releases, one table each.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := f.clone()
 			if err := c.inClone(); err != nil {
 				return err
 			}
-			repo, err := c.dashboardRepo()
-			if err != nil {
-				return fail(err)
+			if all {
+				var err error
+				if f.clusters, err = clusterNames(f.dir); err != nil {
+					return fail(err)
+				}
+			}
+			var handler http.Handler
+			if len(f.clusters) > 1 {
+				// Several clusters: each under /<cluster>/, all of them at /.
+				var servers []*dashboard.Server
+				for _, cl := range f.clusters {
+					cc := f.cloneOf(cl)
+					if err := cc.inClone(); err != nil {
+						return err
+					}
+					repo, err := cc.dashboardRepo()
+					if err != nil {
+						return fail(err)
+					}
+					servers = append(servers, &dashboard.Server{Repo: repo, Prefix: "/" + cl})
+				}
+				handler = dashboard.Clusters(f.clusters, servers)
+			} else {
+				if len(f.clusters) == 1 {
+					c = f.cloneOf(f.clusters[0])
+				}
+				repo, err := c.dashboardRepo()
+				if err != nil {
+					return fail(err)
+				}
+				handler = (&dashboard.Server{Repo: repo}).Handler()
 			}
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
-			srv := &http.Server{Handler: (&dashboard.Server{Repo: repo}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(cmd.OutOrStdout(), "dashboard: http://%s/ (Ctrl-C stops it)\n", l.Addr())
 			go func() {
 				<-cmd.Context().Done()
@@ -58,6 +90,7 @@ The pages never write; the commands they show are for your terminal.`,
 	f.bind(cmd, false)
 	cmd.ValidArgsFunction = cobra.NoFileCompletions
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address to serve the pages on")
+	cmd.Flags().BoolVar(&all, "all-clusters", false, "every cluster of the repository (clusters/*)")
 	return cmd
 }
 
