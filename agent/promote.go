@@ -31,6 +31,9 @@ type promoter struct {
 	// done is the upstream version last promoted per release: one a
 	// downstream revert took back is not promoted again by this process.
 	done map[string]string
+	// none is the spec commit at which no release had spec.promotion:
+	// until the spec moves, a check costs nothing.
+	none plumbing.Hash
 }
 
 func (p *promoter) until() time.Duration { return time.Until(time.Unix(0, p.next.Load())) }
@@ -40,7 +43,7 @@ func (p *promoter) until() time.Duration { return time.Until(time.Unix(0, p.next
 func (a *Agent) promote(ctx context.Context) bool {
 	p := a.promoter
 	p.next.Store(time.Now().Add(p.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(p.interval))).UnixNano())
-	if a.appliedSpec.IsZero() {
+	if a.appliedSpec.IsZero() || a.appliedSpec == p.none {
 		return false
 	}
 	tree, err := a.tree(a.appliedSpec)
@@ -49,12 +52,13 @@ func (a *Agent) promote(ctx context.Context) bool {
 	}
 	files, _ := v1alpha1.FindReleases(tree, "/", a.opts.Path)
 	upstreams := map[string]*gitsource.TreeFS{} // cluster -> its status tree
-	committed := false
+	committed, any := false, false
 	for _, f := range files {
 		rp, err := render.ReadRelease(tree, "/", f)
 		if err != nil || rp.Release.Spec.Promotion == nil || (len(a.opts.Namespaces) > 0 && !slices.Contains(a.opts.Namespaces, rp.Release.Metadata.Namespace)) {
 			continue
 		}
+		any = true
 		pr := rp.Release.Spec.Promotion
 		cluster, upID := pr.Upstream()
 		log := a.log.With(zap.String("release", rp.Release.ID()), zap.String("from", pr.From))
@@ -94,6 +98,9 @@ func (a *Agent) promote(ctx context.Context) bool {
 		default:
 			p.done[rp.Release.ID()] = d.Version // already there
 		}
+	}
+	if !any {
+		p.none = a.appliedSpec
 	}
 	return committed
 }
