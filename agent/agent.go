@@ -205,7 +205,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if opts.PromotionInterval <= 0 {
 		opts.PromotionInterval = 30 * time.Second
 	}
-	ag.promoter = &promoter{interval: opts.PromotionInterval, done: map[string]string{}}
+	ag.promoter = &promoter{schedule: schedule{interval: opts.PromotionInterval}, done: map[string]string{}}
 	if opts.PromoteToBranch != "" {
 		if err := gitsource.ValidateBranch(opts.PromoteToBranch + "/c/ns/name/v"); err != nil {
 			return nil, fmt.Errorf("--promote-to-branch: %w", err)

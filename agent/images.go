@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,11 +34,10 @@ import (
 // its kustomization. The commit starts the canary; the scanner never
 // changes the cluster.
 type imageScanner struct {
-	reg      *imageupdate.Registry
-	interval time.Duration
-	// next is when the next scan is due (unix ns): set by the loop after
-	// a scan, brought forward by a registry's push notification.
-	next atomic.Int64
+	reg *imageupdate.Registry
+	// schedule is when the next scan is due: set after a scan, brought
+	// forward by a registry's push notification.
+	schedule
 	// hookSecret, when set, is what a notification's Authorization:
 	// Bearer header must say.
 	hookSecret []byte
@@ -95,7 +92,7 @@ func newImageScanner(opts Options) (*imageScanner, error) {
 			return nil, fmt.Errorf("--image-updates-branch: %w", err)
 		}
 	}
-	s := &imageScanner{reg: reg, interval: opts.ImageInterval, proposed: map[string]string{}, aborted: map[string]string{}, state: map[string]*imageState{}}
+	s := &imageScanner{reg: reg, schedule: schedule{interval: opts.ImageInterval}, proposed: map[string]string{}, aborted: map[string]string{}, state: map[string]*imageState{}}
 	if opts.ImageHookSecretFile != "" {
 		b, err := os.ReadFile(opts.ImageHookSecretFile)
 		if err != nil {
@@ -108,14 +105,11 @@ func newImageScanner(opts Options) (*imageScanner, error) {
 	return s, nil
 }
 
-// until is how long before the next scan is due.
-func (s *imageScanner) until() time.Duration { return time.Until(time.Unix(0, s.next.Load())) }
-
 // dueNow makes the next scan due at once, for every image but those a
 // registry's Retry-After holds back.
 func (s *imageScanner) dueNow() {
 	s.forced.Store(true)
-	s.next.Store(time.Now().UnixNano())
+	s.schedule.dueNow()
 }
 
 // held says whether image is held back (by backoff after failures, or by
@@ -179,9 +173,7 @@ type imageTarget struct {
 // pass applied, commits what is newer, and says whether it committed.
 func (a *Agent) scanImages(ctx context.Context) bool {
 	s := a.images
-	// The next scan in one interval, give or take a tenth, so replicas
-	// and registries do not see scans in lockstep.
-	s.next.Store(time.Now().Add(s.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(s.interval))).UnixNano())
+	s.again()
 	forced := s.forced.Swap(false)
 	if a.appliedSpec.IsZero() {
 		return false
@@ -198,13 +190,8 @@ func (a *Agent) scanImages(ctx context.Context) bool {
 			statusTree, _ = a.tree(a.appliedStatus)
 		}
 	}
-	files, _ := v1alpha1.FindReleases(tree, "/", a.opts.Path)
 	byImage := map[string][]imageTarget{}
-	for _, f := range files {
-		p, err := render.ReadRelease(tree, "/", f)
-		if err != nil || (len(a.opts.Namespaces) > 0 && !slices.Contains(a.opts.Namespaces, p.Release.Metadata.Namespace)) {
-			continue // the pass reports it
-		}
+	for _, p := range a.servedReleases(tree) {
 		for _, u := range p.Release.Spec.ImageUpdates {
 			byImage[u.Image] = append(byImage[u.Image], imageTarget{p, u})
 		}

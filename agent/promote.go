@@ -3,11 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -26,8 +23,7 @@ import (
 // images to the downstream release's kustomization. The commit starts the
 // downstream canary; the promoter never changes the cluster.
 type promoter struct {
-	interval time.Duration
-	next     atomic.Int64
+	schedule
 	// done is the upstream version last promoted per release: one a
 	// downstream revert took back is not promoted again by this process.
 	done map[string]string
@@ -36,13 +32,11 @@ type promoter struct {
 	none plumbing.Hash
 }
 
-func (p *promoter) until() time.Duration { return time.Until(time.Unix(0, p.next.Load())) }
-
 // promote checks every release with spec.promotion at the spec head the
 // last pass applied, and says whether it committed.
 func (a *Agent) promote(ctx context.Context) bool {
 	p := a.promoter
-	p.next.Store(time.Now().Add(p.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(p.interval))).UnixNano())
+	p.again()
 	if a.appliedSpec.IsZero() || a.appliedSpec == p.none {
 		return false
 	}
@@ -50,12 +44,10 @@ func (a *Agent) promote(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	files, _ := v1alpha1.FindReleases(tree, "/", a.opts.Path)
 	upstreams := map[string]*gitsource.TreeFS{} // cluster -> its status tree
 	committed, any := false, false
-	for _, f := range files {
-		rp, err := render.ReadRelease(tree, "/", f)
-		if err != nil || rp.Release.Spec.Promotion == nil || (len(a.opts.Namespaces) > 0 && !slices.Contains(a.opts.Namespaces, rp.Release.Metadata.Namespace)) {
+	for _, rp := range a.servedReleases(tree) {
+		if rp.Release.Spec.Promotion == nil {
 			continue
 		}
 		any = true
