@@ -265,13 +265,14 @@ func TestHandlers(t *testing.T) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	head := s.git(t, "rev-parse", "sluice/status")
-	for sc.Scan() {
+	got := ""
+	for got == "" && sc.Scan() {
 		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			if d != head {
-				t.Errorf("event data %s, head %s", d, head)
-			}
-			break
+			got = d
 		}
+	}
+	if got != head {
+		t.Errorf("the event stream's first data %q, want the head %s", got, head)
 	}
 }
 

@@ -11,14 +11,19 @@ import (
 
 // Chart geometry: the SVG's viewBox and the plot inside it.
 const (
-	chartW, chartH         = 720, 240
-	plotLeft, plotRight    = 56, 664
-	plotTop, plotBottom    = 24, 200
-	terminalPhasesAsString = "Succeeded Aborted RolledBack Failed Removed Idle"
+	chartW, chartH      = 720, 240
+	plotLeft, plotRight = 56, 664
+	plotTop, plotBottom = 24, 200
 )
 
+// terminal reports whether a release in phase has settled: no version
+// in flight.
 func terminal(phase string) bool {
-	return phase != "" && strings.Contains(" "+terminalPhasesAsString+" ", " "+phase+" ")
+	switch phase {
+	case "Succeeded", "Aborted", "RolledBack", "Failed", "Removed", "Idle":
+		return true
+	}
+	return false
 }
 
 // LastRollout is the events of the release's last rollout: from the last
