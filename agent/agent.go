@@ -112,6 +112,8 @@ type Agent struct {
 	// reconciled counts, by release file, the passes that looked at it
 	// (guarded by mu).
 	reconciled map[string]int
+	// owner, with --shards, says which releases are this replica's.
+	owner Owner
 }
 
 // fileSeen is what the agent knows of a release file from its last pass:
@@ -325,7 +327,12 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	var wg sync.WaitGroup
 	for _, f := range files {
 		key := keys[f]
+		done, mine := a.acquire(f)
+		if !mine {
+			continue // another replica's shard
+		}
 		if seen, skip := a.skipFile(f, key); skip {
+			done()
 			// The releases already started write res too.
 			mu.Lock()
 			res.Releases[seen.id] = seen.phase
@@ -341,6 +348,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer done()
 			out := a.safeRelease(ctx, f, specHead, specTree, statusTree)
 			if len(out.dirs) > 0 {
 				// Keyed on what the render read, so the next pass skips
@@ -584,6 +592,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			}
 			for _, j := range a.sideJobs() {
+				if !a.leads() {
+					break // another replica's (the owner of shard 0)
+				}
 				if d := j.until(); d > 0 {
 					wait = min(wait, d)
 					continue

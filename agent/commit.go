@@ -35,6 +35,7 @@ func (a *Agent) commitStatus(ctx context.Context, id, file string, st v1alpha1.R
 		trailers = append(trailers, gitsource.Trailer{Key: "Sluice-Checks", Value: strategy.ChecksTrailer(checks)})
 	}
 	trailers = append(trailers, extra...)
+	trailers = append(trailers, a.ownerTrailers(id)...)
 	msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s %s", id, subject), st.Message, trailers)
 	w := &statusWrite{release: id, spec: &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: file, Data: data}}}}
 	return a.writeStatus(ctx, w)

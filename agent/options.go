@@ -47,6 +47,9 @@ type Options struct {
 	Pprof              bool
 	LeaderElect        bool
 	LeaderElectNS      string
+	// Shards splits the fleet between replicas, each owning the shards
+	// whose Lease (sluice-shard-<i>) it holds.
+	Shards int
 	Once               bool
 	LogFormat          string
 	LogLevel           string
@@ -126,7 +129,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HookSecretFile, "hook-secret-file", "", "file holding the push webhooks' secret: POST /hook then counts only hooks signed with it (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea/Forgejo signatures)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader through a Lease; only the leader applies and commits")
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "host:port where the other replicas reach this one's --listen (under leader election a follower forwards POST /hook to the leader's); deploy/ sets it from the pod IP")
-	fs.StringVar(&o.LeaderElectNS, "leader-elect-namespace", "sluice-system", "namespace of the leader election Lease")
+	fs.StringVar(&o.LeaderElectNS, "leader-elect-namespace", "sluice-system", "namespace of the leader election Lease (and of the shard Leases)")
+	fs.IntVar(&o.Shards, "shards", 0, "split the releases into this many shards by consistent hashing of <namespace>/<name>, for a Deployment of several replicas: each replica reconciles the shards whose Lease (sluice-shard-<i>, in --leader-elect-namespace) it holds, and takes over a dead replica's within the lease duration (0: one replica does all; not with --leader-elect)")
 	fs.BoolVar(&o.Once, "once", false, "run one pass, then exit 0 if every release is healthy or waiting, 1 if any failed")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")

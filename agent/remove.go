@@ -75,9 +75,14 @@ func (a *Agent) removeReleases(ctx context.Context, files []string, statusTree *
 	}
 	commits := 0
 	for _, file := range gone {
+		done, mine := a.acquire(file)
+		if !mine {
+			continue // another replica's shard
+		}
 		if a.removeRelease(ctx, file, statusTree, specHead) {
 			commits++
 		}
+		done()
 	}
 	return commits
 }
@@ -97,9 +102,9 @@ func (a *Agent) removeRelease(ctx context.Context, statusFile string, statusTree
 	}
 	log := a.log.With(zap.String("release", id))
 	if st.Phase == v1alpha1.PhaseRemoved {
-		msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s status removed", id), "the release was removed; its history stays in this branch's log", []gitsource.Trailer{
+		msg := gitsource.FormatMessage(fmt.Sprintf("sluice: %s status removed", id), "the release was removed; its history stays in this branch's log", append([]gitsource.Trailer{
 			{Key: "Sluice-Release", Value: id}, {Key: "Sluice-Phase", Value: string(v1alpha1.PhaseRemoved)}, {Key: "Sluice-Revision", Value: specHead.String()},
-		})
+		}, a.ownerTrailers(id)...))
 		ok := a.writeStatus(ctx, &statusWrite{release: id, spec: &gitsource.CommitSpec{Message: msg, Files: []gitsource.FileChange{{Path: statusFile}}}})
 		if ok {
 			a.forget(id, path.Join(path.Dir(statusFile), v1alpha1.ReleaseFile))

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/agent"
 	"github.com/sluice-dev/sluice/internal/redact"
 	"github.com/sluice-dev/sluice/reconcile"
+	"github.com/sluice-dev/sluice/shard"
 )
 
 func newAgentCommand() *cobra.Command {
@@ -102,10 +103,15 @@ SLUICE_REPO, SLUICE_GIT_PASSWORD_FILE.`,
 			}
 			log.Info("agent started", zap.String("repo", redact.URL(opts.Repo)), zap.String("branch", opts.Branch),
 				zap.String("statusBranch", opts.StatusBranch), zap.Duration("interval", opts.Interval))
-			if !opts.LeaderElect {
-				return a.Run(ctx)
+			switch {
+			case opts.Shards > 0 && opts.LeaderElect:
+				return &exitError{code: 2, msg: "--shards and --leader-elect exclude each other: with --shards every replica works, each on its own shards"}
+			case opts.Shards > 0:
+				return runSharded(ctx, a, opts, log)
+			case opts.LeaderElect:
+				return runElected(ctx, a, opts, log)
 			}
-			return runElected(ctx, a, opts, log)
+			return a.Run(ctx)
 		},
 	}
 	opts.BindFlags(cmd.Flags())
@@ -175,6 +181,33 @@ func runElected(ctx context.Context, a *agent.Agent, opts agent.Options, log *za
 		return errors.New("released leadership: the loop was stuck")
 	}
 	return nil
+}
+
+// runSharded runs the loop on the shards this replica holds the Leases of.
+func runSharded(ctx context.Context, a *agent.Agent, opts agent.Options, log *zap.Logger) error {
+	cfg, err := reconcile.LoadConfig(opts.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	el, err := shard.NewElector(shard.Options{Leases: cs.CoordinationV1(), Namespace: opts.LeaderElectNS, Shards: opts.Shards,
+		Identity: leaderIdentity(host, os.Getpid(), opts.AdvertiseAddress), Log: log, OnAcquire: a.Wake})
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	a.SetOwner(el)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		el.Run(ctx)
+	}()
+	err = a.Run(ctx)
+	<-done // the shards are given up after the last pass
+	return err
 }
 
 // watchdog calls unhealthy once if the agent's loop stops completing

@@ -9,6 +9,10 @@
 // at least 10 of them. It prints a table and one summary line, and writes
 // the table into docs/benchmarks.md.
 //
+// A second variant without the pauses (10 → 50 → 100) compares the
+// machinery alone; Argo Rollouts' pause lengths are measured, since it
+// keeps a pause's start to the second.
+//
 // Environment: RUNS (version changes per tool, default 3; the median is
 // quoted), ARGO_BIN (directory of rollouts-controller and crds.yaml), DOC.
 package main
@@ -63,6 +67,61 @@ type result struct {
 	tool  string
 	times []float64
 	rss   float64
+	// pauses are the measured lengths of Argo Rollouts' pause steps (s).
+	pauses []float64
+}
+
+func suffix(paused bool) string {
+	if paused {
+		return ""
+	}
+	return "-nopause"
+}
+
+// watchSteps records when the Rollout's status.currentStepIndex takes each
+// value (polled every 10 ms) until the returned function is called.
+func watchSteps(ctx context.Context, dyn dynamic.Interface, ns string) func() map[int64]time.Time {
+	seen := map[int64]time.Time{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if ro, err := dyn.Resource(rollouts).Namespace(ns).Get(ctx, "app", metav1.GetOptions{}); err == nil {
+				if i, ok, _ := unstructured.NestedInt64(ro.Object, "status", "currentStepIndex"); ok {
+					if _, known := seen[i]; !known {
+						seen[i] = time.Now()
+					}
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return func() map[int64]time.Time {
+		close(stop)
+		<-done
+		return seen
+	}
+}
+
+// pauseLengths are the lengths of the paused steps (indexes 1 and 3): from
+// entering the pause to leaving it.
+func pauseLengths(seen map[int64]time.Time) []float64 {
+	var out []float64
+	for _, i := range []int64{1, 3} {
+		from, ok1 := seen[i]
+		to, ok2 := seen[i+1]
+		if ok1 && ok2 {
+			out = append(out, to.Sub(from).Seconds())
+		}
+	}
+	return out
 }
 
 func run() error {
@@ -93,22 +152,44 @@ func run() error {
 		return err
 	}
 	defer cluster.Stop()
-	s, err := benchSluice(ctx, cluster, cs, dyn, sluice, work, runs)
-	if err != nil {
-		return fmt.Errorf("sluice: %w", err)
+	var res [2][2]*result // [paused][sluice, argo]
+	for _, paused := range []bool{true, false} {
+		p := 0
+		if paused {
+			p = 1
+		}
+		if res[p][0], err = benchSluice(ctx, cluster, cs, dyn, sluice, work, runs, paused); err != nil {
+			return fmt.Errorf("sluice%s: %w", suffix(paused), err)
+		}
+		if res[p][1], err = benchArgo(ctx, cluster, cs, dyn, argoBin, work, runs, paused); err != nil {
+			return fmt.Errorf("argo-rollouts%s: %w", suffix(paused), err)
+		}
 	}
-	a, err := benchArgo(ctx, cluster, cs, dyn, argoBin, work, runs)
-	if err != nil {
-		return fmt.Errorf("argo-rollouts: %w", err)
-	}
-
+	s, a := res[1][0], res[1][1]
+	ns, na := res[0][0], res[0][1]
 	sm, am := benchkit.Median(s.times), benchkit.Median(a.times)
+	nsm, nam := benchkit.Median(ns.times), benchkit.Median(na.times)
+	argoPauses := 0.0
+	for _, p := range a.pauses {
+		argoPauses += p
+	}
+	// Per run: Argo's two pauses, as measured; sluice's are exact (2 s).
+	if len(a.times) > 0 {
+		argoPauses /= float64(len(a.times))
+	}
+	const sluicePauses = 2.0
 	var b strings.Builder
-	fmt.Fprintf(&b, "| canary, %d replicas, 10%% → pause 1s → 50%% → pause 1s → 100%% | sluice | argo-rollouts | sluice / argo-rollouts |\n|---|---|---|---|\n", replicas)
-	fmt.Fprintf(&b, "| version change → only the new version serving (s, median of %d) | %.2f | %.2f | %.2fx |\n", runs, sm, am, sm/am)
-	fmt.Fprintf(&b, "| each run (s) | %s | %s | |\n", list(s.times), list(a.times))
-	fmt.Fprintf(&b, "| peak RSS (MiB) | %.0f | %.0f | %.2fx |\n", s.rss, a.rss, s.rss/a.rss)
-	line := fmt.Sprintf("canary: sluice %.1fs, argo-rollouts %.1fs (%.2fx); rss sluice %.0fMiB argo-rollouts %.0fMiB", sm, am, sm/am, s.rss, a.rss)
+	fmt.Fprintf(&b, "| canary, %d replicas | sluice | argo-rollouts | sluice / argo-rollouts |\n|---|---|---|---|\n", replicas)
+	fmt.Fprintf(&b, "| 10%% → 50%% → 100%%, no pauses: version change → only the new version serving (s, median of %d) | %.2f | %.2f | %.2fx |\n", runs, nsm, nam, nsm/nam)
+	fmt.Fprintf(&b, "| each run, no pauses (s) | %s | %s | |\n", list(ns.times), list(na.times))
+	fmt.Fprintf(&b, "| 10%% → pause 1s → 50%% → pause 1s → 100%%: version change → only the new version serving (s, median of %d) | %.2f | %.2f | %.2fx |\n", runs, sm, am, sm/am)
+	fmt.Fprintf(&b, "| each run, with pauses (s) | %s | %s | |\n", list(s.times), list(a.times))
+	fmt.Fprintf(&b, "| the two `pause: 1s` as measured (s per run; Argo: each pause %s) | %.2f | %.2f | |\n", list(a.pauses), sluicePauses, argoPauses)
+	fmt.Fprintf(&b, "| with pauses, less the pauses (s) | %.2f | %.2f | %.2fx |\n", sm-sluicePauses, am-argoPauses, (sm-sluicePauses)/(am-argoPauses))
+	fmt.Fprintf(&b, "| peak RSS (MiB, with pauses) | %.0f | %.0f | %.2fx |\n", s.rss, a.rss, s.rss/a.rss)
+	line := fmt.Sprintf("canary: sluice %.1fs, argo-rollouts %.1fs (%.2fx; less the pauses, sluice %.1fs of 2.0s, argo-rollouts %.1fs: %.2fx); rss sluice %.0fMiB argo-rollouts %.0fMiB",
+		sm, am, sm/am, sm-sluicePauses, argoPauses, (sm-sluicePauses)/(am-argoPauses), s.rss, a.rss)
+	line2 := fmt.Sprintf("canary (no pauses): sluice %.2fs, argo-rollouts %.2fs (%.2fx)", nsm, nam, nsm/nam)
 	fmt.Println()
 	fmt.Print(b.String())
 	fmt.Println()
@@ -116,14 +197,17 @@ func run() error {
 
 %s, on %s. Command: `+"`make bench-canary`"+`.
 
-One real control plane (kwok pods), %d replicas, steps setWeight 10, pause 1s, setWeight 50, pause 1s, setWeight 100. sluice: `+"`sluice agent --interval 1s`"+`, the version change is a `+"`git push`"+` of a new image tag (the Git server posts a push webhook to the agent's `+"`/hook`"+`, as GitHub or GitLab would; the poll is the fallback), every transition a pushed status commit, traffic split by the HTTPRoute's weights (the canary runs as its own Deployment at full size). Argo Rollouts v1.10.2 (out of cluster, `+"`--leader-elect=false`"+`): the change is a patch of the Rollout's image, replica-based canary (no traffic router), no Git. Timed until every Ready pod behind the Services that get traffic runs the new image and there are at least %d of them.
+One real control plane (kwok pods), %d replicas, in two variants: steps setWeight 10, setWeight 50, setWeight 100 (no pauses: the machinery alone), and setWeight 10, pause 1s, setWeight 50, pause 1s, setWeight 100. sluice: `+"`sluice agent --interval 1s`"+`, the version change is a `+"`git push`"+` of a new image tag (the Git server posts a push webhook to the agent's `+"`/hook`"+`, as GitHub or GitLab would; the poll is the fallback), every transition a pushed status commit, traffic split by the HTTPRoute's weights (the canary runs as its own Deployment at full size). Argo Rollouts v1.10.2 (out of cluster, `+"`--leader-elect=false`"+`): the change is a patch of the Rollout's image, replica-based canary (no traffic router), no Git. Timed until every Ready pod behind the Services that get traffic runs the new image and there are at least %d of them. Argo's pause lengths are measured from its status.currentStepIndex (polled every 10 ms): it keeps a pause's start to the second, so a `+"`pause: 1s`"+` lasts 0–1 s; sluice's pauses last what they say.
 
 %s
 %s
-`, time.Now().UTC().Format("2006-01-02"), time.Now().UTC().Format(time.RFC3339), benchkit.Machine(), replicas, replicas, b.String(), "`"+line+"`")
+
+%s
+`, time.Now().UTC().Format("2006-01-02"), time.Now().UTC().Format(time.RFC3339), benchkit.Machine(), replicas, replicas, b.String(), "`"+line2+"`", "`"+line+"`")
 	if err := benchkit.WriteSection(doc, "canary", section); err != nil {
 		return err
 	}
+	fmt.Println(line2)
 	fmt.Println(line)
 	return nil
 }
@@ -230,7 +314,7 @@ func (s *serving) only(ctx context.Context, service, image string, timeout time.
 
 func image(n int) string { return fmt.Sprintf("ghcr.io/sluice-dev/podinfo:6.8.%d", n) }
 
-func manifests(ns string) map[string]string {
+func manifests(ns string, paused bool) map[string]string {
 	return map[string]string{
 		"deployment.yaml": fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -275,17 +359,55 @@ spec:
   strategy:
     canary:
       steps:
-      - setWeight: 10
-      - pause: {duration: 1s}
-      - setWeight: 50
-      - pause: {duration: 1s}
-      - setWeight: 100
-`,
+` + sluiceSteps(paused),
 	}
 }
 
-func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, bin, work string, runs int) (*result, error) {
-	const ns = "canary-sluice"
+// sluiceSteps are the canary's steps: 10 → pause 1s → 50 → pause 1s → 100,
+// or without the pauses (the machinery alone).
+func sluiceSteps(paused bool) string {
+	var b strings.Builder
+	for _, st := range steps(paused) {
+		if st.pause {
+			b.WriteString("      - pause: {duration: 1s}\n")
+		} else {
+			fmt.Fprintf(&b, "      - setWeight: %d\n", st.weight)
+		}
+	}
+	return b.String()
+}
+
+type step struct {
+	weight int64
+	pause  bool
+}
+
+func steps(paused bool) []step {
+	if paused {
+		return []step{{weight: 10}, {pause: true}, {weight: 50}, {pause: true}, {weight: 100}}
+	}
+	return []step{{weight: 10}, {weight: 50}, {weight: 100}}
+}
+
+// argoSteps are the same steps in a Rollout.
+func argoSteps(paused bool) []any {
+	var out []any
+	for _, st := range steps(paused) {
+		if st.pause {
+			out = append(out, map[string]any{"pause": map[string]any{"duration": "1s"}})
+		} else {
+			out = append(out, map[string]any{"setWeight": st.weight})
+		}
+	}
+	return out
+}
+
+func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, bin, work string, runs int, paused bool) (*result, error) {
+	ns := "canary-sluice" + suffix(paused)
+	work = filepath.Join(work, ns)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
 	if err := benchkit.EnsureNamespace(ctx, cs, ns); err != nil {
 		return nil, err
 	}
@@ -299,7 +421,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 	}
 	gitserver.GitErr(clone, "checkout", "-q", "-b", "main")
 	files := map[string]string{}
-	for name, content := range manifests(ns) {
+	for name, content := range manifests(ns, paused) {
 		files[filepath.Join("releases", ns, "app", name)] = content
 	}
 	if err := benchkit.WriteFiles(clone, files); err != nil {
@@ -326,7 +448,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 	}
 	defer watch.close()
 
-	logf, err := os.Create(filepath.Join(os.TempDir(), "sluice-bench-canary-agent.log"))
+	logf, err := os.Create(filepath.Join(os.TempDir(), "sluice-bench-canary-agent"+suffix(paused)+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -413,8 +535,12 @@ func sluiceSettled(ctx context.Context, clone, ns string) error {
 	}
 }
 
-func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, binDir, work string, runs int) (*result, error) {
-	const ns = "canary-argo"
+func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.Interface, dyn dynamic.Interface, binDir, work string, runs int, paused bool) (*result, error) {
+	ns := "canary-argo" + suffix(paused)
+	work = filepath.Join(work, ns)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
 	if err := benchkit.EnsureNamespace(ctx, cs, ns); err != nil {
 		return nil, err
 	}
@@ -429,7 +555,7 @@ func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(os.TempDir(), "sluice-bench-canary-argo.log"))
+	logf, err := os.Create(filepath.Join(os.TempDir(), "sluice-bench-canary-argo"+suffix(paused)+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -467,13 +593,7 @@ func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.
 				"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": image(0),
 					"ports": []any{map[string]any{"name": "http", "containerPort": int64(9898)}}}}},
 			},
-			"strategy": map[string]any{"canary": map[string]any{"steps": []any{
-				map[string]any{"setWeight": int64(10)},
-				map[string]any{"pause": map[string]any{"duration": "1s"}},
-				map[string]any{"setWeight": int64(50)},
-				map[string]any{"pause": map[string]any{"duration": "1s"}},
-				map[string]any{"setWeight": int64(100)},
-			}}},
+			"strategy": map[string]any{"canary": map[string]any{"steps": argoSteps(paused)}},
 		},
 	}}
 	if _, err := dyn.Resource(rollouts).Namespace(ns).Create(ctx, ro, metav1.CreateOptions{}); err != nil {
@@ -492,9 +612,13 @@ func benchArgo(ctx context.Context, cluster *testcluster.Cluster, cs kubernetes.
 			return nil, err
 		}
 		patched := time.Now()
+		stepsSeen := watchSteps(ctx, dyn, ns)
 		at, err := watch.only(ctx, "app", image(i), 2*time.Minute)
 		if err != nil {
 			return nil, err
+		}
+		if paused {
+			r.pauses = append(r.pauses, pauseLengths(stepsSeen())...)
 		}
 		r.times = append(r.times, at.Sub(patched).Seconds())
 		say("argo-rollouts: patch to %s → only it serving in %.2fs", image(i), at.Sub(patched).Seconds())
