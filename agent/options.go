@@ -49,18 +49,18 @@ type Options struct {
 	LeaderElectNS      string
 	// Shards splits the fleet between replicas, each owning the shards
 	// whose Lease (sluice-shard-<i>) it holds.
-	Shards int
-	Once               bool
-	LogFormat          string
-	LogLevel           string
-	CacheDir           string
-	Concurrency        int
-	NotifyURLs         []string
-	NotifyURLFiles     []string
-	AllowMassRemoval   bool
-	AdvertiseAddress   string
-	HookSecretFile     string
-	PprofListen        string
+	Shards           int
+	Once             bool
+	LogFormat        string
+	LogLevel         string
+	CacheDir         string
+	Concurrency      int
+	NotifyURLs       []string
+	NotifyURLFiles   []string
+	AllowMassRemoval bool
+	AdvertiseAddress string
+	HookSecretFile   string
+	PprofListen      string
 	// ImageUpdates turns on the registry scanner (spec.imageUpdates);
 	// ImageInterval is how often it scans; ImageDockerConfigs are Docker
 	// config files (or dockerconfigjson Secrets) with registry credentials.
