@@ -59,11 +59,12 @@ bench: build testbin
 
 ## bench-fleet: sluice vs Flux keeping N apps applied (N=100; N=1000 and
 ## TOOLS=sluice accepted), on one real control plane and Git server; writes
-## docs/benchmarks.md.
+## docs/benchmarks.md. SHARDS=3: three sluice replicas with --shards 3.
 N ?= 100
 TOOLS ?= sluice,flux
+SHARDS ?= 0
 bench-fleet: build testbin testbin-flux
-	N=$(N) TOOLS=$(TOOLS) $(GO) run ./hack/benchfleet
+	N=$(N) TOOLS=$(TOOLS) SHARDS=$(SHARDS) $(GO) run ./hack/benchfleet
 
 ## bench-canary: the same canary with sluice and Argo Rollouts v1.10.2.
 bench-canary: build testbin testbin-argo

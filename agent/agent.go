@@ -114,6 +114,15 @@ type Agent struct {
 	reconciled map[string]int
 	// owner, with --shards, says which releases are this replica's.
 	owner Owner
+	// backlog counts the releases the running pass has still to
+	// reconcile: the status writer gathers a bigger batch while it is
+	// high.
+	backlog atomic.Int64
+	// lastApplied is, by release, what its last apply wrote; drifted marks
+	// the releases whose Deployment changed beyond its status since
+	// (guarded by mu): see applyCurrent.
+	lastApplied map[string]appliedSet
+	drifted     map[string]bool
 }
 
 // fileSeen is what the agent knows of a release file from its last pass:
@@ -166,6 +175,12 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
+	if opts.KubeQPS > 0 {
+		cfg.QPS = opts.KubeQPS
+	}
+	if opts.KubeBurst > 0 {
+		cfg.Burst = opts.KubeBurst
+	}
 	mgr, err := reconcile.New(cfg, reconcile.Options{Namespaces: opts.Namespaces, Tenancy: opts.Tenancy})
 	if err != nil {
 		return nil, err
@@ -194,7 +209,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
 		notify: newNotifier(notifyURLs, cs, log), hookSecret: hookSecret,
 		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
-		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
+		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, lastApplied: map[string]appliedSet{}, drifted: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
 	if ag.verify, err = newVerification(opts, src, log); err != nil {
 		return nil, err
 	}
@@ -325,6 +340,13 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 	reconciled := 0
 	sem := make(chan struct{}, a.opts.Concurrency)
 	var wg sync.WaitGroup
+	// Which releases this pass looks at, decided first: how many there
+	// are tells the status writer whether to gather a bigger batch.
+	type job struct {
+		file, key string
+		done      func()
+	}
+	var jobs []job
 	for _, f := range files {
 		key := keys[f]
 		done, mine := a.acquire(f)
@@ -333,23 +355,31 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 		}
 		if seen, skip := a.skipFile(f, key); skip {
 			done()
-			// The releases already started write res too.
-			mu.Lock()
 			res.Releases[seen.id] = seen.phase
 			if !seen.wakeAt.IsZero() && (res.WakeAt.IsZero() || seen.wakeAt.Before(res.WakeAt)) {
 				res.WakeAt = seen.wakeAt
 			}
-			mu.Unlock()
 			continue
 		}
+		jobs = append(jobs, job{file: f, key: key, done: done})
+	}
+	for i, j := range jobs {
+		f, key, done := j.file, j.key, j.done
+		a.backlog.Store(int64(len(jobs) - i))
 		wg.Add(1)
 		reconciled++
 		sem <- struct{}{}
+		// The slot bounds the releases talking to the API server at once;
+		// a release waiting for its status push gives it back, so the
+		// next ones apply meanwhile and their commits join that push's
+		// successor (a group commit of many instead of a few).
+		var once sync.Once
+		free := func() { once.Do(func() { <-sem }) }
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer free()
 			defer done()
-			out := a.safeRelease(ctx, f, specHead, specTree, statusTree)
+			out := a.safeRelease(withSlot(ctx, free), f, specHead, specTree, statusTree)
 			if len(out.dirs) > 0 {
 				// Keyed on what the render read, so the next pass skips
 				// the file unless one of those directories or its status
@@ -374,6 +404,7 @@ func (a *Agent) pass(ctx context.Context, poll bool) (*PassResult, error) {
 			res.Commits += out.commits
 		}()
 	}
+	a.backlog.Store(0)
 	wg.Wait()
 	res.Commits += a.removeReleases(ctx, files, statusTree, specHead)
 	sort.Strings(res.Failed)
@@ -518,10 +549,18 @@ func (a *Agent) rememberFile(file, key string, out outcome) {
 	a.files[file] = fileSeen{key: key, dirs: out.dirs, id: out.id, phase: out.phase, wakeAt: out.wakeAt, at: a.now(), failed: out.failed || out.id == ""}
 }
 
-// markDirty is the watch's callback: the release's Deployment changed.
-func (a *Agent) markDirty(release string) {
+// markDirty marks the release's Deployment changed, its spec too.
+func (a *Agent) markDirty(release string) { a.markChanged(release, true) }
+
+// markChanged is the watch's callback: the release's Deployment changed;
+// spec says it changed beyond its status (drift: the next pass applies
+// even when the objects to apply are those it applied last).
+func (a *Agent) markChanged(release string, spec bool) {
 	a.mu.Lock()
 	a.dirty[release] = true
+	if spec {
+		a.drifted[release] = true
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -542,7 +581,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// list that is forbidden must not keep Git from being polled. Until
 	// its first list is in, every pass reads the Deployments it needs.
 	go func() {
-		if err := a.mgr.WatchWorkloads(ctx, a.cfg, a.markDirty); err != nil {
+		if err := a.mgr.WatchWorkloads(ctx, a.cfg, a.markChanged); err != nil {
 			if ctx.Err() == nil {
 				a.log.Warn("watching Deployments failed; reading them on every pass", zap.Error(err))
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"go.uber.org/zap"
@@ -62,12 +63,14 @@ type statusWrite struct {
 // its own trailers, so a fleet of releases changing at once costs a few
 // round trips to the Git server instead of one each.
 func (a *Agent) writeStatus(ctx context.Context, w *statusWrite) bool {
+	freeSlot(ctx)
 	a.queueMu.Lock()
 	a.queue = append(a.queue, w)
 	a.queueMu.Unlock()
 
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
+	a.gather(ctx)
 	a.queueMu.Lock()
 	if w.done {
 		a.queueMu.Unlock()
@@ -106,4 +109,42 @@ func (a *Agent) writeStatus(ctx context.Context, w *statusWrite) bool {
 		a.statusHead = res.Commit
 	}
 	return true
+}
+
+type slotKey struct{}
+
+// withSlot carries a release's concurrency slot to its status write, which
+// gives it back before waiting for Git (free must be safe to call twice).
+func withSlot(ctx context.Context, free func()) context.Context {
+	return context.WithValue(ctx, slotKey{}, free)
+}
+
+func freeSlot(ctx context.Context) {
+	if free, ok := ctx.Value(slotKey{}).(func()); ok {
+		free()
+	}
+}
+
+// Gathering: while a pass has many releases still to go (a cold start, a
+// change to every release), the writer holding the push waits up to
+// gatherFor for more transitions to join its batch, so a fleet's install
+// is a few dozen pushes, not one per release or two. A pass with few
+// releases (a canary's next step) pushes at once.
+const (
+	gatherBacklog = 16
+	gatherFor     = 300 * time.Millisecond
+	gatherBatch   = 100
+)
+
+func (a *Agent) gather(ctx context.Context) {
+	deadline := time.Now().Add(gatherFor)
+	for a.backlog.Load() >= gatherBacklog && time.Now().Before(deadline) && ctx.Err() == nil {
+		a.queueMu.Lock()
+		n := len(a.queue)
+		a.queueMu.Unlock()
+		if n >= gatherBatch {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -47,6 +47,10 @@ type Options struct {
 	Pprof              bool
 	LeaderElect        bool
 	LeaderElectNS      string
+	// KubeQPS and KubeBurst bound the agent's requests to the API server
+	// (client-go's token bucket).
+	KubeQPS   float32
+	KubeBurst int
 	// Shards splits the fleet between replicas, each owning the shards
 	// whose Lease (sluice-shard-<i>) it holds.
 	Shards           int
@@ -136,6 +140,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.CacheDir, "cache-dir", "", "where the Git repository is kept on disk (default: a directory under the OS cache)")
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "releases reconciled at once")
+	fs.Float32Var(&o.KubeQPS, "kube-api-qps", 500, "requests per second the agent may make to the API server (client-side; the API server's priority and fairness still applies)")
+	fs.IntVar(&o.KubeBurst, "kube-api-burst", 1000, "requests the agent may make to the API server in a burst above --kube-api-qps")
 	fs.BoolVar(&o.AllowMassRemoval, "allow-mass-removal", false, "remove the objects of every managed release when all their release files vanish at once (otherwise refused as a likely empty checkout or wrong --path)")
 	fs.StringArrayVar(&o.NotifyURLs, "notify-url", nil, "webhook notified on phase changes (JSON; Slack incoming-webhook URLs get Slack's format); repeatable")
 	fs.StringArrayVar(&o.NotifyURLFiles, "notify-url-file", nil, "file holding a --notify-url (a mounted Secret: the URL's path is often the credential); repeatable")

@@ -195,11 +195,17 @@ func (a *Agent) release(ctx context.Context, file string, specHead plumbing.Hash
 	}
 	set := reconcile.Set{Release: out.id, Namespace: rel.Metadata.Namespace, Objects: objs}
 	applied := &reconcile.Result{Inventory: st.Inventory}
+	objsKey := objectsKey(sa, objs)
 	if plan.Suspended {
 		// Nothing is applied or pruned; drift is still reported.
 		a.reportDrift(ctx, mgr, log, set, st.Inventory)
+	} else if inv, ok := a.applyCurrent(out.id, objsKey); ok {
+		applied = &reconcile.Result{Inventory: inv}
 	} else {
-		applied, err = mgr.Apply(ctx, set, reconcile.ApplyOptions{})
+		a.appliedFrom(out.id)
+		if applied, err = mgr.Apply(ctx, set, reconcile.ApplyOptions{Fresh: len(st.Inventory) == 0}); err == nil {
+			a.rememberApplied(out.id, objsKey, applied.Inventory)
+		}
 	}
 	if err != nil {
 		log.Error("apply failed; nothing written", zap.Error(err))

@@ -156,6 +156,8 @@ func (a *Agent) forget(id, file string) {
 	delete(a.files, file)
 	delete(a.dirty, id)
 	delete(a.reconciled, file)
+	delete(a.lastApplied, id)
+	delete(a.drifted, id)
 }
 
 func short(rev string) string {

@@ -128,8 +128,9 @@ func (s *Source) writeChain(ctx context.Context, branch string, from plumbing.Ha
 			return res, err
 		}
 		commit := parent
+		ov := newOverlay(s.repo.Storer)
 		for _, spec := range specs {
-			c, err := s.makeCommit(commit, spec)
+			c, err := s.makeCommit(ov, commit, spec)
 			if err != nil {
 				return res, err
 			}
@@ -139,6 +140,12 @@ func (s *Source) writeChain(ctx context.Context, branch string, from plumbing.Ha
 		}
 		if commit == parent {
 			return res, nil // the tree would not change
+		}
+		s.mu.Lock()
+		err = ov.flush()
+		s.mu.Unlock()
+		if err != nil {
+			return res, err
 		}
 		res.Attempts++
 		err = s.pushFrom(ctx, branch, head, parent, commit)
@@ -192,16 +199,16 @@ func (s *Source) fetchHead(ctx context.Context, branch string) (plumbing.Hash, e
 }
 
 // makeCommit writes the tree and commit objects for spec on top of parent
+// into st
 // (an orphan commit when parent is zero). It returns zero when the tree
 // would not change.
-func (s *Source) makeCommit(parent plumbing.Hash, spec *CommitSpec) (plumbing.Hash, error) {
+func (s *Source) makeCommit(st storer.EncodedObjectStorer, parent plumbing.Hash, spec *CommitSpec) (plumbing.Hash, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.repo.Storer
 	var base *object.Tree
 	var parents []plumbing.Hash
 	if !parent.IsZero() {
-		c, err := s.repo.CommitObject(parent)
+		c, err := object.GetCommit(st, parent)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}

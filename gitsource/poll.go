@@ -164,8 +164,8 @@ func (s *Source) Rewritten(ctx context.Context, branch string, old, new plumbing
 // looking for target; complete is false when a commit it needed is not on
 // disk.
 func (s *Source) reaches(from, target plumbing.Hash) (found, complete bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	seen := map[plumbing.Hash]bool{from: true}
 	queue := []plumbing.Hash{from}
 	for n := 0; len(queue) > 0 && n < rewriteDepth; n++ {

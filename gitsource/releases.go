@@ -49,8 +49,8 @@ func (s *Source) Changed(ctx context.Context, from, to plumbing.Hash) (bool, err
 	if from.IsZero() {
 		return true, nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	a, err := s.repo.CommitObject(from)
 	if err != nil {
 		return true, nil

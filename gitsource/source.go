@@ -299,8 +299,10 @@ func (s *Source) initRepo() error {
 	}
 	// Up to 16 pack files stay open between reads: a walk of many commits (the
 	// commits since the last verified one) otherwise opens the pack for
-	// each object.
-	st := filesystem.NewStorageWithOptions(osfs.New(s.opts.Dir), cache.NewObjectLRUDefault(), filesystem.Options{MaxOpenDescriptors: 16})
+	// each object. Decoded objects are cached up to ObjectCacheSize (go-git's
+	// default, 96 MiB, held the status trees of every group commit: most of
+	// a fleet agent's heap).
+	st := filesystem.NewStorageWithOptions(osfs.New(s.opts.Dir), cache.NewObjectLRU(ObjectCacheSize), filesystem.Options{MaxOpenDescriptors: 16})
 	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(st, nil)
@@ -359,3 +361,8 @@ func (s *Source) wrap(op string, err error) error {
 
 // URL is the repository URL, credentials redacted.
 func (s *Source) URL() string { return Redact(s.url) }
+
+// ObjectCacheSize bounds go-git's cache of decoded objects: the trees a
+// pass reads are cached by TreeFS itself; this one serves the walks and
+// the writes.
+const ObjectCacheSize = 8 * cache.MiByte

@@ -31,7 +31,9 @@ const MaxFileSize = render.DefaultMaxFileSize
 type TreeFS struct {
 	root   *object.Tree
 	commit plumbing.Hash
-	// lock guards reads against a concurrent fetch into the same storage.
+	// lock guards reads against a concurrent fetch into the same storage,
+	// and against each other: go-git's object storage opens and closes
+	// packfiles in a cache of its own that is not safe for concurrent use.
 	lock sync.Locker
 	// mu serialises walks of this tree: go-git builds a tree's entry index
 	// on first use, and dirs keeps the directories already decoded (a
@@ -45,8 +47,8 @@ var _ filesys.FileSystem = (*TreeFS)(nil)
 
 // Tree returns the file system of commit h, which must have been fetched.
 func (s *Source) Tree(h plumbing.Hash) (*TreeFS, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, err := s.repo.CommitObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", h, err)
@@ -55,7 +57,7 @@ func (s *Source) Tree(h plumbing.Hash) (*TreeFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s tree: %w", h, err)
 	}
-	return &TreeFS{root: t, commit: h, lock: s.mu.RLocker(), dirs: map[string]*object.Tree{}}, nil
+	return &TreeFS{root: t, commit: h, lock: &s.mu, dirs: map[string]*object.Tree{}}, nil
 }
 
 // Commit is the commit whose tree this is.

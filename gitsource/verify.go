@@ -301,8 +301,8 @@ func (s *Source) Since(ctx context.Context, branch string, head plumbing.Hash, k
 
 // walkSince walks breadth first; missing is a commit it could not read.
 func (s *Source) walkSince(head plumbing.Hash, known func(plumbing.Hash) bool) (commits []*object.Commit, missing plumbing.Hash) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	seen := map[plumbing.Hash]bool{head: true}
 	queue := []plumbing.Hash{head}
 	for len(queue) > 0 {

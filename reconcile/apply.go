@@ -20,6 +20,10 @@ type ApplyOptions struct {
 	// Force recreates objects whose immutable fields changed (a
 	// Deployment's selector). Off by default: such a change is an error.
 	Force bool
+	// Fresh says the release has never been applied (no inventory): its
+	// objects are created without the dry-run round when none exists,
+	// and deleted again if any is refused (applyFresh).
+	Fresh bool
 }
 
 // Result is what one apply did.
@@ -55,12 +59,24 @@ func (m *Manager) Apply(ctx context.Context, set Set, opts ApplyOptions) (*Resul
 	if err := m.ensureNamespace(ctx, set); err != nil {
 		return nil, err
 	}
+	if opts.Fresh && !opts.Force {
+		cs, err := m.applyFresh(ctx, objs)
+		switch {
+		case err == nil:
+			return &Result{ChangeSet: cs, Inventory: InventoryOf(objs), Objects: objs}, nil
+		case !errors.Is(err, errNotFresh):
+			m.namespaces.Delete(set.Namespace)
+			return nil, fmt.Errorf("release %s: %w", set.Release, err)
+		}
+	}
 	cs, err := m.rm.ApplyAllStaged(ctx, objs, ssa.ApplyOptions{
 		Force:        opts.Force,
 		WaitInterval: m.opts.WaitInterval,
 		WaitTimeout:  60 * time.Second,
 	})
 	if err != nil {
+		// The namespace may have gone: looked up again next time.
+		m.namespaces.Delete(set.Namespace)
 		return nil, fmt.Errorf("release %s: %w", set.Release, explain(err))
 	}
 	return &Result{ChangeSet: cs, Inventory: InventoryOf(objs), Objects: objs}, nil
@@ -73,9 +89,13 @@ func (m *Manager) ensureNamespace(ctx context.Context, set Set) error {
 	if m.agent != nil {
 		return nil
 	}
+	if _, ok := m.namespaces.Load(set.Namespace); ok {
+		return nil // seen this process; a failed apply forgets it
+	}
 	var ns corev1.Namespace
 	err := m.client.Get(ctx, client.ObjectKey{Name: set.Namespace}, &ns)
 	if err == nil {
+		m.namespaces.Store(set.Namespace, true)
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
@@ -86,6 +106,7 @@ func (m *Manager) ensureNamespace(ctx context.Context, set Set) error {
 	if err := m.client.Create(ctx, &ns, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", set.Namespace, err)
 	}
+	m.namespaces.Store(set.Namespace, true)
 	return nil
 }
 

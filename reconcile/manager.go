@@ -64,6 +64,13 @@ type Manager struct {
 	agent *Manager
 	asMu  sync.Mutex
 	as    map[string]*Manager
+	// namespaces are the release namespaces known to exist, so an apply
+	// does not ask for its namespace every time.
+	namespaces sync.Map
+	// raw is rawClient's.
+	rawOnce sync.Once
+	raw     rest.Interface
+	rawErr  error
 }
 
 // quietControllerRuntime silences controller-runtime's complaint that no

@@ -425,3 +425,116 @@ func TestParseID(t *testing.T) {
 		t.Error("a bad ID parsed")
 	}
 }
+
+// TestFreshInstall: a release's first apply skips the dry-run round and
+// still writes nothing when one object is refused (the ones it created
+// are deleted again), leaves an object that existed before untouched, and
+// owns the fields it wrote as an ordinary apply does.
+func TestFreshInstall(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, Options{})
+	broken := `---
+apiVersion: v1
+kind: Service
+metadata: {name: broken}
+spec:
+  ports: [{port: 99999}]
+`
+	cs := cluster.Clientset(t)
+	left := func(ns string) int {
+		deps, _ := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		cms, _ := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: ReleaseLabel})
+		svcs, _ := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: ReleaseLabel})
+		n := len(cms.Items) + len(svcs.Items)
+		for _, d := range deps.Items {
+			if d.DeletionTimestamp == nil {
+				n++
+			}
+		}
+		return n
+	}
+
+	t.Run("invalid among valid", func(t *testing.T) {
+		ns := cluster.Namespace(t)
+		_, err := m.Apply(ctx, Set{Release: ns + "/web", Namespace: ns, Objects: objects(t, app("web:1", 1)+broken)}, ApplyOptions{Fresh: true})
+		if err == nil {
+			t.Fatal("applied an invalid Service")
+		}
+		if !strings.Contains(err.Error(), "Service/"+ns+"/broken") || !strings.Contains(err.Error(), "99999") {
+			t.Errorf("error does not name the object and reason: %v", err)
+		}
+		if n := left(ns); n != 0 {
+			t.Errorf("%d objects of the refused install left in the cluster", n)
+		}
+	})
+
+	t.Run("an object exists", func(t *testing.T) {
+		ns := cluster.Namespace(t)
+		svc := objects(t, `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  selector: {app: other}
+  ports: [{port: 80}]
+`)[0]
+		if err := m.Client().Create(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		before := svc.GetResourceVersion()
+		if _, err := m.Apply(ctx, Set{Release: ns + "/web", Namespace: ns, Objects: objects(t, app("web:1", 1)+broken)}, ApplyOptions{Fresh: true}); err == nil {
+			t.Fatal("applied an invalid Service")
+		}
+		got, err := cs.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ResourceVersion != before {
+			t.Errorf("the existing Service was written (resourceVersion %s -> %s)", before, got.ResourceVersion)
+		}
+		deps, _ := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if len(deps.Items) != 0 {
+			t.Errorf("%d Deployments written", len(deps.Items))
+		}
+	})
+
+	t.Run("valid", func(t *testing.T) {
+		ns := cluster.Namespace(t)
+		set := Set{Release: ns + "/web", Namespace: ns, Objects: objects(t, app("web:1", 1))}
+		res, err := m.Apply(ctx, set, ApplyOptions{Fresh: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, a := range actions(res.ChangeSet) {
+			if a != ssa.CreatedAction {
+				t.Errorf("%s: %s, want created", id, a)
+			}
+		}
+		if n := left(ns); n != 3 {
+			t.Errorf("%d objects with the release label, want 3 (and the route)", n)
+		}
+		// The fields are sluice's apply's: the next apply writes nothing,
+		// and one removing the ConfigMap's key removes it.
+		if _, err := cluster.WaitAvailable(ctx, cs, ns, "web", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		before := resourceVersions(t, m, res.Objects)
+		res2, err := m.Apply(ctx, set, ApplyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res2.Changed() {
+			t.Errorf("the apply after a fresh install wrote: %v", actions(res2.ChangeSet))
+		}
+		if after := resourceVersions(t, m, res.Objects); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("resourceVersions moved:\n%v\n%v", before, after)
+		}
+		set.Objects = objects(t, strings.Replace(app("web:1", 1), `data: {A: "1"}`, `data: {B: "2"}`, 1))
+		if _, err := m.Apply(ctx, set, ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cm, _ := cs.CoreV1().ConfigMaps(ns).Get(ctx, "web-config", metav1.GetOptions{})
+		if _, ok := cm.Data["A"]; ok || cm.Data["B"] != "2" {
+			t.Errorf("a key dropped from the spec stayed: %v", cm.Data)
+		}
+	})
+}

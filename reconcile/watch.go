@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,9 +27,10 @@ type workloadCache struct {
 // WatchWorkloads starts watching the Deployments sluice applied in the
 // allowed namespaces; from then on Observe reads Deployments from the watch
 // and onChange is called with the release ("<ns>/<name>") of every
-// Deployment that is added, changed or deleted. It returns once the first
-// list is in.
-func (m *Manager) WatchWorkloads(ctx context.Context, cfg *rest.Config, onChange func(release string)) error {
+// Deployment that is added, changed or deleted, and whether what changed
+// is more than its status (its spec, labels or annotations: drift to set
+// back). It returns once the first list is in.
+func (m *Manager) WatchWorkloads(ctx context.Context, cfg *rest.Config, onChange func(release string, spec bool)) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -38,7 +40,7 @@ func (m *Manager) WatchWorkloads(ctx context.Context, cfg *rest.Config, onChange
 		namespaces = []string{""}
 	}
 	wc := &workloadCache{informers: map[string]cache.SharedIndexInformer{}}
-	notify := func(obj any) {
+	notify := func(obj any, spec bool) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
 		}
@@ -47,7 +49,7 @@ func (m *Manager) WatchWorkloads(ctx context.Context, cfg *rest.Config, onChange
 			return
 		}
 		if ns, name, ok := strings.Cut(u.GetLabels()[ReleaseLabel], "."); ok && onChange != nil {
-			onChange(ns + "/" + name)
+			onChange(ns+"/"+name, spec)
 		}
 	}
 	var synced []cache.InformerSynced
@@ -56,10 +58,16 @@ func (m *Manager) WatchWorkloads(ctx context.Context, cfg *rest.Config, onChange
 			o.LabelSelector = ReleaseLabel
 		})
 		inf := f.ForResource(deploymentsGVR).Informer()
+		// The copy keeps what observing needs (replicas, generation,
+		// status, labels, annotations), not the field managers and the pod
+		// template, most of a Deployment as the API server sends it.
+		if err := inf.SetTransform(stripManagedFields); err != nil {
+			return err
+		}
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    notify,
-			UpdateFunc: func(_, obj any) { notify(obj) },
-			DeleteFunc: notify,
+			AddFunc:    func(obj any) { notify(obj, true) },
+			UpdateFunc: func(old, obj any) { notify(obj, specChanged(old, obj)) },
+			DeleteFunc: func(obj any) { notify(obj, true) },
 		})
 		go inf.Run(ctx.Done())
 		wc.informers[ns] = inf
@@ -86,4 +94,35 @@ func (wc *workloadCache) get(namespace, name string) (*unstructured.Unstructured
 		return nil, false, true
 	}
 	return obj.(*unstructured.Unstructured), true, true
+}
+
+// stripManagedFields drops what observing a Deployment does not read from
+// the watched copies before they are stored: metadata.managedFields, the
+// last-applied annotation and the pod template (kstatus reads the
+// Deployment's generation, replicas and status; observing reads its
+// annotations).
+func stripManagedFields(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+		unstructured.RemoveNestedField(u.Object, "spec", "template")
+		if a := u.GetAnnotations(); a != nil {
+			if _, ok := a["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+				delete(a, "kubectl.kubernetes.io/last-applied-configuration")
+				u.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
+}
+
+// specChanged says whether a watched object changed beyond its status:
+// its generation (spec), labels or annotations.
+func specChanged(old, cur any) bool {
+	o, ok1 := old.(*unstructured.Unstructured)
+	c, ok2 := cur.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.GetGeneration() != c.GetGeneration() || !maps.Equal(o.GetLabels(), c.GetLabels()) ||
+		!maps.Equal(o.GetAnnotations(), c.GetAnnotations()) || o.GetDeletionTimestamp() != c.GetDeletionTimestamp()
 }

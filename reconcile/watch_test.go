@@ -23,7 +23,7 @@ func TestWatchWorkloads(t *testing.T) {
 	m := newManager(t, Options{Namespaces: []string{ns}})
 	var mu sync.Mutex
 	changed := map[string]int{}
-	if err := m.WatchWorkloads(ctx, cluster.Config, func(release string) {
+	if err := m.WatchWorkloads(ctx, cluster.Config, func(release string, _ bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		changed[release]++

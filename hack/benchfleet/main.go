@@ -13,8 +13,9 @@
 // FLUX_INTERVAL (GitRepository interval, default 10s), FLUX_BIN (directory of
 // the Flux controllers and crds.yaml), DOC (default docs/benchmarks.md),
 // FLOOR=0 (skip the control plane's floor), CONCURRENCY (sluice's
-// --concurrency), LOG_LEVEL (the agent's), PROFILE=dir (the agent's CPU
-// profiles of its cold start and idle minute, and heap, into dir).
+// --concurrency), AGENT_ARGS (more agent flags), LOG_LEVEL (the agent's), PROFILE=dir (the agent's CPU
+// profiles of its cold start and idle minute, and heap, into dir), SHARDS
+// (run that many sluice replicas with --shards; Flux is left out).
 package main
 
 import (
@@ -52,6 +53,8 @@ type config struct {
 	fluxBin      string
 	doc          string
 	root         string
+	// shards, when above 0, runs that many sluice replicas with --shards.
+	shards int
 }
 
 // result is one tool's measurements.
@@ -67,6 +70,10 @@ type result struct {
 	// topCold lists the most frequent API requests (all clients) of the
 	// cold start.
 	topCold []string
+	// rssEach is each replica's peak RSS (MiB) under SHARDS; lost counts
+	// status branch heads missing from its final history.
+	rssEach []float64
+	lost    int
 }
 
 func (r *result) pushMedian() time.Duration {
@@ -105,10 +112,16 @@ func loadConfig() (config, error) {
 	if c.fluxInterval, err = time.ParseDuration(env("FLUX_INTERVAL", "10s")); err != nil {
 		return c, fmt.Errorf("FLUX_INTERVAL: %w", err)
 	}
+	if c.shards, err = strconv.Atoi(env("SHARDS", "0")); err != nil || c.shards < 0 {
+		return c, fmt.Errorf("SHARDS=%q: want a number", os.Getenv("SHARDS"))
+	}
 	c.fluxBin = env("FLUX_BIN", filepath.Join(home, ".cache", "sluice", "testbin", "flux-v1.9.6"))
 	for _, t := range strings.Split(env("TOOLS", "sluice,flux"), ",") {
 		if t = strings.TrimSpace(t); t != "sluice" && t != "flux" {
 			return c, fmt.Errorf("TOOLS: unknown tool %q (want sluice, flux)", t)
+		}
+		if t == "flux" && c.shards > 0 {
+			continue // SHARDS compares sluice's replicas, not the tools
 		}
 		c.tools = append(c.tools, strings.TrimSpace(t))
 	}
@@ -238,6 +251,7 @@ func benchFloor(ctx context.Context, cfg config, cluster *testcluster.Cluster, c
 // repo is the fleet's Git repository: a bare one served over HTTP and a
 // clone people push from.
 type repo struct {
+	bare   string
 	server *benchkit.GitServer
 	url    string
 	clone  string
@@ -277,7 +291,7 @@ func newRepo(work string, n int) (*repo, error) {
 	if _, err := gitserver.GitErr(clone, "remote", "set-url", "origin", srv.URL+"/fleet.git"); err != nil {
 		return nil, err
 	}
-	return &repo{server: srv, url: srv.URL + "/fleet.git", clone: clone}, nil
+	return &repo{bare: bare, server: srv, url: srv.URL + "/fleet.git", clone: clone}, nil
 }
 
 // appFiles lays out one app for both tools: the manifests under apps/, a
@@ -515,6 +529,8 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 	if c := os.Getenv("CONCURRENCY"); c != "" {
 		args = append(args, "--concurrency", c)
 	}
+	// AGENT_ARGS: more flags for the agent (experiments).
+	args = append(args, strings.Fields(os.Getenv("AGENT_ARGS"))...)
 	// PROFILE=dir: profile the agent's idle minute (CPU and heap) into dir.
 	var onIdle func()
 	if profDir := os.Getenv("PROFILE"); profDir != "" {
@@ -542,31 +558,35 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 			say("profiles of the idle agent in %s (go tool pprof -top bin/sluice %s/cpu.pprof)", profDir, profDir)
 		}
 	}
-	cmd := exec.Command(bin, args...)
-	if onIdle != nil {
-		// And the cold start's first seconds.
-		addr := args[len(args)-2]
-		go func() {
-			for i := 0; i < 100; i++ {
-				resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=15")
-				if err != nil {
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				os.MkdirAll(os.Getenv("PROFILE"), 0o755)
-				os.WriteFile(filepath.Join(os.Getenv("PROFILE"), "cold-cpu.pprof"), b, 0o644)
-				return
-			}
-		}()
+	replicas := max(cfg.shards, 1)
+	if cfg.shards > 0 {
+		// Every value the status branch takes is logged, to find any
+		// lost push at the end.
+		if _, err := gitserver.GitErr(repo.bare, "config", "core.logAllRefUpdates", "always"); err != nil {
+			return nil, err
+		}
+		if err := benchkit.EnsureNamespace(ctx, cs, "sluice-system"); err != nil {
+			return nil, err
+		}
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
+	var procs benchkit.Procs
+	for i := range replicas {
+		a := args
+		if cfg.shards > 0 {
+			a = append(append([]string(nil), args...), "--shards", strconv.Itoa(cfg.shards), "--leader-elect-namespace", "sluice-system",
+				"--cache-dir", filepath.Join(dir, fmt.Sprintf("repo-%d", i)))
+		}
+		cmd := exec.Command(bin, a...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if i == 0 && onIdle != nil {
+			startColdProfile(args[len(args)-1]) // --pprof-listen's
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs = append(procs, cmd)
+	}
 	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	procs := benchkit.Procs{cmd}
 	defer procs.Stop()
 	// Settled: the agent has committed its last transition (a rolling
 	// release is Succeeded once its Deployment is Available) and the
@@ -575,7 +595,50 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 	if err := measure(ctx, cfg, cs, dyn, repo, r, procs, ns, started, req0, cfg.pushes, 10*time.Minute, settle, onIdle); err != nil {
 		return nil, err
 	}
+	if cfg.shards > 0 {
+		for _, p := range procs {
+			v, _ := benchkit.PeakRSS(p.Process.Pid)
+			r.rssEach = append(r.rssEach, float64(v)/(1<<20))
+		}
+		history := map[string]bool{}
+		out, err := gitserver.GitErr(repo.bare, "rev-list", "sluice/status")
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range strings.Fields(out) {
+			history[h] = true
+		}
+		heads, err := gitserver.GitErr(repo.bare, "reflog", "show", "--format=%H", "refs/heads/sluice/status")
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range strings.Fields(heads) {
+			if !history[h] {
+				r.lost++
+			}
+		}
+		say("sluice shards=%d: %d status heads, %d lost from the final history", cfg.shards, len(strings.Fields(heads)), r.lost)
+	}
 	return r, nil
+}
+
+// startColdProfile saves the agent's CPU profile of its first 15 s (the
+// cold start) into $PROFILE, from its --pprof-listen address.
+func startColdProfile(addr string) {
+	go func() {
+		for i := 0; i < 100; i++ {
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=15")
+			if err != nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			os.MkdirAll(os.Getenv("PROFILE"), 0o755)
+			os.WriteFile(filepath.Join(os.Getenv("PROFILE"), "cold-cpu.pprof"), b, 0o644)
+			return
+		}
+	}()
 }
 
 // statusQuiet waits until the status branch has not moved for quiet.
@@ -822,15 +885,26 @@ func report(cfg config, results []*result, baseRate float64, floor time.Duration
 	row("Git HTTP requests in the idle minute", func(r *result) float64 { return float64(r.gitReqIdle) }, "%.0f", false)
 	table := b.String()
 
+	floorPart := ""
+	if floor > 0 && s != nil {
+		floorPart = fmt.Sprintf(", floor %.1fs (%.2fx floor)", floor.Seconds(), s.cold.Seconds()/floor.Seconds())
+	}
 	var line string
-	if s != nil && f != nil {
-		line = fmt.Sprintf("fleet N=%d: sluice cold %.1fs, flux cold %.1fs (%.1fx); push->applied sluice %.1fs, flux %.1fs (%.1fx); idle cpu sluice %.1fs/60s; rss sluice %.0fMiB flux %.0fMiB",
-			cfg.n, s.cold.Seconds(), f.cold.Seconds(), f.cold.Seconds()/s.cold.Seconds(),
+	switch {
+	case cfg.shards > 0 && s != nil:
+		rss := make([]string, len(s.rssEach))
+		for i, v := range s.rssEach {
+			rss[i] = fmt.Sprintf("%.0f", v)
+		}
+		line = fmt.Sprintf("fleet shards=%d: cold %.1fs%s, rss per replica %s MiB, lost commits %d (N=%d)", cfg.shards, s.cold.Seconds(), floorPart, strings.Join(rss, "/"), s.lost, cfg.n)
+	case s != nil && f != nil:
+		line = fmt.Sprintf("fleet N=%d: sluice cold %.1fs%s, flux cold %.1fs (%.1fx); push->applied sluice %.1fs, flux %.1fs (%.1fx); idle cpu sluice %.1fs/60s; rss sluice %.0fMiB flux %.0fMiB",
+			cfg.n, s.cold.Seconds(), floorPart, f.cold.Seconds(), f.cold.Seconds()/s.cold.Seconds(),
 			s.pushMedian().Seconds(), f.pushMedian().Seconds(), f.pushMedian().Seconds()/s.pushMedian().Seconds(),
 			s.idleCPU, s.rss, f.rss)
-	} else if s != nil {
-		line = fmt.Sprintf("fleet N=%d: sluice cold %.1fs; push->applied sluice %.1fs; idle cpu sluice %.1fs/60s; rss sluice %.0fMiB", cfg.n, s.cold.Seconds(), s.pushMedian().Seconds(), s.idleCPU, s.rss)
-	} else {
+	case s != nil:
+		line = fmt.Sprintf("fleet N=%d: sluice cold %.1fs%s; push->applied sluice %.1fs; idle cpu sluice %.1fs/60s; rss sluice %.0fMiB", cfg.n, s.cold.Seconds(), floorPart, s.pushMedian().Seconds(), s.idleCPU, s.rss)
+	default:
 		line = fmt.Sprintf("fleet N=%d: flux cold %.1fs; push->applied flux %.1fs; rss flux %.0fMiB", cfg.n, f.cold.Seconds(), f.pushMedian().Seconds(), f.rss)
 	}
 	fmt.Println()
@@ -847,7 +921,13 @@ One real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwo
 %s
 `, cfg.n, time.Now().UTC().Format("2006-01-02"), time.Now().UTC().Format(time.RFC3339), benchkit.Machine(), cfg.n, strings.Join(cfg.tools, ","),
 		cfg.n, cfg.fluxInterval, baseRate*60, table, "`"+line+"`")
-	if err := benchkit.WriteSection(cfg.doc, fmt.Sprintf("fleet-N%d-%s", cfg.n, strings.Join(cfg.tools, "-")), doc); err != nil {
+	section := fmt.Sprintf("fleet-N%d-%s", cfg.n, strings.Join(cfg.tools, "-"))
+	if cfg.shards > 0 {
+		section = fmt.Sprintf("fleet-shards%d-N%d", cfg.shards, cfg.n)
+		doc = strings.Replace(doc, "## Fleet, N=", fmt.Sprintf("## Fleet in %d shards (%d replicas), N=", cfg.shards, cfg.shards), 1)
+		doc = strings.Replace(doc, "sluice: `sluice agent --interval 1s`", fmt.Sprintf("sluice: %d replicas of `sluice agent --interval 1s --shards %d`", cfg.shards, cfg.shards), 1)
+	}
+	if err := benchkit.WriteSection(cfg.doc, section, doc); err != nil {
 		return err
 	}
 	fmt.Println(line)
