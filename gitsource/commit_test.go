@@ -258,3 +258,53 @@ func TestWriteChain(t *testing.T) {
 		t.Errorf("status head %s, chain ended at %s", repo.Head(t, "sluice/status"), res.Commit)
 	}
 }
+
+// TestWriteChainPackfile: a chain big enough to be written as one
+// packfile (a fleet's group commit) reaches the remote whole, reads back
+// locally, and the next chain builds on it.
+func TestWriteChainPackfile(t *testing.T) {
+	ctx := context.Background()
+	repo, _, s := httpSource(t, nil, nil)
+	packs := func() int {
+		m, _ := filepath.Glob(filepath.Join(s.opts.Dir, "objects", "pack", "*.pack"))
+		return len(m)
+	}
+	before := packs()
+	chain := func(round int) WriteResult {
+		t.Helper()
+		res, err := s.WriteChain(ctx, "sluice/status", func(ctx context.Context, head plumbing.Hash, tree *TreeFS) ([]*CommitSpec, error) {
+			var specs []*CommitSpec
+			for i := range 20 {
+				spec, _ := statusWrite(fmt.Sprintf("ns/app-%02d", i), fmt.Sprintf("round: %d\n", round), i)(ctx, head, tree)
+				specs = append(specs, spec)
+			}
+			return specs, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := chain(1)
+	if packs() != before+1 {
+		t.Errorf("packfiles %d -> %d, want one more for a chain of 20 commits", before, packs())
+	}
+	second := chain(2)
+	if n := gitserver.Git(t, repo.Bare, "rev-list", "--count", "sluice/status"); n != "40" {
+		t.Errorf("the remote's status branch has %s commits, want 40", n)
+	}
+	if out := gitserver.Git(t, repo.Bare, "fsck", "--no-dangling"); strings.Contains(out, "missing") {
+		t.Errorf("git fsck on the remote: %s", out)
+	}
+	tree, err := s.Tree(second.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tree.ReadFile("/releases/ns/app-07/status.yaml")
+	if err != nil || string(b) != "round: 2\n" {
+		t.Errorf("read back locally: %q %v", b, err)
+	}
+	if first.Commit == second.Commit {
+		t.Error("the second chain did not move the branch")
+	}
+}

@@ -124,5 +124,5 @@ func specChanged(old, cur any) bool {
 		return true
 	}
 	return o.GetGeneration() != c.GetGeneration() || !maps.Equal(o.GetLabels(), c.GetLabels()) ||
-		!maps.Equal(o.GetAnnotations(), c.GetAnnotations()) || o.GetDeletionTimestamp() != c.GetDeletionTimestamp()
+		!maps.Equal(o.GetAnnotations(), c.GetAnnotations()) || (o.GetDeletionTimestamp() == nil) != (c.GetDeletionTimestamp() == nil)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
@@ -72,5 +73,40 @@ func TestWatchWorkloads(t *testing.T) {
 	defer mu.Unlock()
 	if n := len(changed); n != 1 {
 		t.Errorf("releases reported: %v, want only %s/web", changed, ns)
+	}
+}
+
+// TestSpecChanged: a watched Deployment's status updates are not drift;
+// its spec (generation), labels, annotations and deletion are.
+func TestSpecChanged(t *testing.T) {
+	dep := func(gen int64, labels, annotations map[string]string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": "Deployment"}}
+		u.SetGeneration(gen)
+		u.SetLabels(labels)
+		u.SetAnnotations(annotations)
+		return u
+	}
+	base := dep(3, map[string]string{"a": "1"}, map[string]string{"v": "x"})
+	status := base.DeepCopy()
+	unstructured.SetNestedField(status.Object, int64(2), "status", "readyReplicas")
+	deleted := base.DeepCopy()
+	now := metav1.Now()
+	deleted.SetDeletionTimestamp(&now)
+	for _, c := range []struct {
+		name string
+		cur  any
+		want bool
+	}{
+		{"status only", status, false},
+		{"same", base.DeepCopy(), false},
+		{"spec (generation)", dep(4, map[string]string{"a": "1"}, map[string]string{"v": "x"}), true},
+		{"label", dep(3, map[string]string{"a": "2"}, map[string]string{"v": "x"}), true},
+		{"annotation", dep(3, map[string]string{"a": "1"}, nil), true},
+		{"deleting", deleted, true},
+		{"not an object", "x", true},
+	} {
+		if got := specChanged(base, c.cur); got != c.want {
+			t.Errorf("%s: specChanged = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
