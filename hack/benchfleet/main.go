@@ -447,6 +447,9 @@ func measure(ctx context.Context, cfg config, cs kubernetes.Interface, dyn dynam
 		r.topCold = benchkit.TopDelta(by0, by1, 8)
 	}
 	say("%s cold: %d apps Available in %.1fs, %.0f API requests (most: %s)", r.tool, cfg.n, r.cold.Seconds(), r.reqCold, strings.Join(r.topCold, ", "))
+	if r.tool == "sluice" && coldHeap != nil {
+		coldHeap()
+	}
 	if err := settle(ctx); err != nil {
 		return err
 	}
@@ -622,9 +625,23 @@ func benchSluice(ctx context.Context, cfg config, cluster *testcluster.Cluster, 
 	return r, nil
 }
 
+// coldHeap, under PROFILE, saves the agent's heap as the cold start ends.
+var coldHeap func()
+
 // startColdProfile saves the agent's CPU profile of its first 15 s (the
-// cold start) into $PROFILE, from its --pprof-listen address.
+// cold start) into $PROFILE, from its --pprof-listen address, and has
+// coldHeap save its heap at the end of the cold start.
 func startColdProfile(addr string) {
+	coldHeap = func() {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+		if err != nil {
+			say("profile: %v", err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		os.WriteFile(filepath.Join(os.Getenv("PROFILE"), "cold-heap.pprof"), b, 0o644)
+	}
 	go func() {
 		for i := 0; i < 100; i++ {
 			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=15")
