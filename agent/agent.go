@@ -77,6 +77,8 @@ type Agent struct {
 	wake  chan struct{}
 	// poke is the push webhook's: poll Git now.
 	poke chan struct{}
+	// hookGap is the least time between two polls hooks cause (MinHookGap).
+	hookGap time.Duration
 	// heads are the branches' heads at the last poll (pass goroutine only;
 	// statusHead overrides Status after the agent's own pushes).
 	heads gitsource.Heads
@@ -209,7 +211,7 @@ func New(opts Options, log *zap.Logger) (*Agent, error) {
 	ag := &Agent{opts: opts, log: log, src: src, cfg: cfg, mgr: mgr, metrics: newMetrics(),
 		notify: newNotifier(notifyURLs, cs, log), hookSecret: hookSecret,
 		now: time.Now, seen: map[string]seenRelease{}, pending: map[string]v1alpha1.ReleaseStatus{},
-		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, lastApplied: map[string]appliedSet{}, drifted: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
+		files: map[string]fileSeen{}, trees: map[plumbing.Hash]*gitsource.TreeFS{}, reconciled: map[string]int{}, dirty: map[string]bool{}, lastApplied: map[string]appliedSet{}, drifted: map[string]bool{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1), hookGap: MinHookGap}
 	if ag.verify, err = newVerification(opts, src, log); err != nil {
 		return nil, err
 	}
@@ -599,7 +601,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	backoff := newBackoff()
 	poll := true
-	var lastPoll time.Time
+	// lastHookPoll is the last poll a hook caused; hookDue, when set, the
+	// time a hook that came within MinHookGap of it gets its poll.
+	var lastPoll, lastHookPoll, hookDue time.Time
 	for {
 		if poll {
 			lastPoll = time.Now()
@@ -649,36 +653,57 @@ func (a *Agent) Run(ctx context.Context) error {
 				wait = min(wait, j.until())
 			}
 		}
-		timer := time.NewTimer(max(wait, 0))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil
-		case <-timer.C:
-		case <-watch:
-			timer.Stop()
-			lastPoll = time.Time{}
-		case <-a.poke:
-			timer.Stop()
-			// However many hooks arrive, they cause at most one poll per
-			// MinHookGap; those arriving meanwhile are this one poll.
-			if gap := time.Until(lastPoll.Add(MinHookGap)); gap > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(gap):
+		deadline := time.Now().Add(max(wait, 0))
+		if !hookDue.IsZero() && hookDue.Before(deadline) {
+			deadline = hookDue
+		}
+		timer := time.NewTimer(time.Until(deadline))
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			case <-timer.C:
+				break waiting
+			case <-watch:
+				timer.Stop()
+				lastPoll = time.Time{}
+				break waiting
+			case <-a.poke:
+				// However many hooks arrive, they cause at most one poll
+				// per MinHookGap; those arriving meanwhile are one poll at
+				// the gap's end, and they hold no earlier pass back (a
+				// transition's next decision, say: the agent's own status
+				// pushes come back as hooks too).
+				hookDue = lastHookPoll.Add(a.hookGap)
+				if !time.Now().Before(hookDue) {
+					timer.Stop()
+					break waiting
 				}
+				if hookDue.Before(deadline) {
+					deadline = hookDue
+					timer.Reset(time.Until(deadline))
+				}
+			case <-a.wake:
+				timer.Stop()
+				// Let a burst of changes (a rollout's status updates)
+				// gather into one pass.
+				time.Sleep(wakeGather)
+				break waiting
 			}
-			lastPoll = time.Time{}
-		case <-a.wake:
-			timer.Stop()
-			// Let a burst of changes (a rollout's status updates) gather
-			// into one pass.
-			time.Sleep(100 * time.Millisecond)
+		}
+		if !hookDue.IsZero() && !time.Now().Before(hookDue) {
+			lastPoll, lastHookPoll, hookDue = time.Time{}, time.Now(), time.Time{}
 		}
 		poll = err != nil || !time.Now().Before(lastPoll.Add(a.opts.Interval))
 	}
 }
+
+// wakeGather is how long a pass woken by a Deployment change waits for
+// the changes that come with it (the kubelet reports a rollout's pods in
+// bursts).
+const wakeGather = 25 * time.Millisecond
 
 // Healthy says whether the loop is alive: it fails when Run is running
 // and no pass has returned (done or failed) for StallAfter. A follower not

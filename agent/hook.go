@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/sluice-dev/sluice/internal/egress"
@@ -45,6 +46,13 @@ func (a *Agent) serveHook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
+	if ref := hookRef(body); ref != "" && a.opts.Branch != "" && ref != "refs/heads/"+a.opts.Branch {
+		// Another branch moved (the agent's own status pushes among
+		// them): nothing to poll for.
+		a.metrics.hooks.WithLabelValues("ignored").Inc()
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	// A follower does not poll: it hands the hook to the leader, once.
 	if f := a.leader.Load(); f != nil && r.Header.Get(forwardedHeader) == "" {
 		if leading, addr := (*f)(); !leading {
@@ -60,6 +68,18 @@ func (a *Agent) serveHook(w http.ResponseWriter, r *http.Request) {
 	a.metrics.hooks.WithLabelValues("accepted").Inc()
 	a.Poll()
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// hookRef is the ref a push hook names ("ref" in GitHub's, GitLab's,
+// Gitea's and Forgejo's push events), "" when the body names none.
+func hookRef(body []byte) string {
+	var ev struct {
+		Ref string `json:"ref"`
+	}
+	if json.Unmarshal(body, &ev) != nil {
+		return ""
+	}
+	return ev.Ref
 }
 
 // verifyHook checks the hook against the secret the way each Git host

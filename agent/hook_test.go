@@ -119,3 +119,103 @@ func TestHookCannotAmplify(t *testing.T) {
 	}
 	t.Logf("800 signed hooks in %s: %v ls-remote", elapsed.Round(time.Millisecond), n)
 }
+
+func TestHookRef(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"ref":"refs/heads/main","after":"abc"}`:                 "refs/heads/main",
+		`{"object_kind":"push","ref":"refs/heads/sluice/status"}`: "refs/heads/sluice/status",
+		`{}`:         "",
+		`not json`:   "",
+		`{"ref":42}`: "",
+		``:           "",
+	} {
+		if got := hookRef([]byte(body)); got != want {
+			t.Errorf("hookRef(%q) = %q, want %q", body, got, want)
+		}
+	}
+}
+
+// TestHookOtherBranch: a push event naming another branch (the agent's own
+// status pushes come back this way) causes no poll; one naming the spec
+// branch, or none, does.
+func TestHookOtherBranch(t *testing.T) {
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling"), nil)
+	addr := serve(t, e.agent)
+	post := func(body string) {
+		t.Helper()
+		resp, err := http.Post("http://"+addr+"/hook", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /hook %s: %s", body, resp.Status)
+		}
+	}
+	for _, tc := range []struct {
+		body string
+		poll bool
+	}{
+		{`{"ref":"refs/heads/` + e.agent.opts.StatusBranch + `"}`, false},
+		{`{"ref":"refs/heads/feature"}`, false},
+		{`{"ref":"refs/tags/v1.0.0"}`, false},
+		{`{"ref":"refs/heads/` + e.agent.opts.Branch + `"}`, true},
+		{`{}`, true},
+	} {
+		post(tc.body)
+		if got := polled(e.agent); got != tc.poll {
+			t.Errorf("hook %s: polled %v, want %v", tc.body, got, tc.poll)
+		}
+	}
+	mfs, _ := e.agent.metrics.reg.Gather()
+	outcomes := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_hooks_total" {
+			for _, m := range mf.GetMetric() {
+				outcomes[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if outcomes["ignored"] != 3 || outcomes["accepted"] != 2 {
+		t.Errorf("sluice_hooks_total by outcome = %v, want 3 ignored, 2 accepted", outcomes)
+	}
+}
+
+// TestQueuedHookHoldsNoPassBack: a hook that comes within the gap of the
+// last poll a hook caused is queued for the gap's end, and a pass due
+// meanwhile (a Deployment changed; a transition's next decision) is not
+// held back behind it. The agent's own status pushes come back as hooks
+// from some hosts, so a held pass stalled every rollout step by up to the
+// gap.
+func TestQueuedHookHoldsNoPassBack(t *testing.T) {
+	e := newEnv(t, fixture(t, "NAMESPACE", "rolling"), func(o *Options) { o.Interval = time.Hour })
+	e.agent.hookGap = 5 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.agent.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s", what, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("first pass", 30*time.Second, e.agent.Ready)
+	polls := func() float64 { return counterValue(t, e.agent, "sluice_git_polls_total") }
+	before := polls()
+	e.agent.Poll()
+	waitFor("the first hook's poll", 3*time.Second, func() bool { return polls() == before+1 })
+	e.agent.Poll() // within the gap: queued
+	time.Sleep(200 * time.Millisecond)
+	mark := e.agent.lastPass.Load()
+	e.agent.markChanged("NAMESPACE/app", false)
+	waitFor("a pass for the changed Deployment while a hook is queued", 2*time.Second, func() bool { return e.agent.lastPass.Load() > mark })
+	if n := polls(); n != before+1 {
+		t.Errorf("the queued hook polled before the gap's end: %v polls, want %v", n, before+1)
+	}
+	waitFor("the queued hook's poll at the gap's end", 8*time.Second, func() bool { return polls() == before+2 })
+}

@@ -87,7 +87,7 @@ func newMetrics() *metrics {
 		specRewrites:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_spec_rewrites_total", Help: "Spec heads that did not descend from the last one applied (force-pushes, unrelated histories)."}),
 		unverified:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_spec_unverified_total", Help: "Spec heads not applied because a commit did not verify (--verify-commits)."}),
 		verified:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_spec_head_verified", Help: "1 while the spec head verifies under --verify-commits, 0 while it is refused and the last verified commit serves."}),
-		hooks:              prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_hooks_total", Help: "POST /hook requests, by outcome (accepted, forwarded, refused)."}, []string{"outcome"}),
+		hooks:              prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_hooks_total", Help: "POST /hook requests, by outcome (accepted, ignored: another branch, forwarded, refused)."}, []string{"outcome"}),
 		panics:             prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_release_panics_total", Help: "Release passes that panicked; each is contained to its release."}),
 		skippedPaths:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_skipped_paths", Help: "Entries under --path skipped at the spec head (escaping or looping symlinks, submodules); the rest is reconciled."}),
 		removalRefused:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_removal_refused", Help: "1 while every managed release vanished from the spec at once and nothing is removed (see --allow-mass-removal)."}),

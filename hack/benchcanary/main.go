@@ -31,6 +31,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -42,6 +43,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/sluice-dev/sluice/api/v1alpha1"
 	"github.com/sluice-dev/sluice/internal/benchkit"
 	"github.com/sluice-dev/sluice/internal/gitserver"
 	"github.com/sluice-dev/sluice/internal/testcluster"
@@ -187,8 +189,8 @@ func run() error {
 	fmt.Fprintf(&b, "| the two `pause: 1s` as measured (s per run; Argo: each pause %s) | %.2f | %.2f | |\n", list(a.pauses), sluicePauses, argoPauses)
 	fmt.Fprintf(&b, "| with pauses, less the pauses (s) | %.2f | %.2f | %.2fx |\n", sm-sluicePauses, am-argoPauses, (sm-sluicePauses)/(am-argoPauses))
 	fmt.Fprintf(&b, "| peak RSS (MiB, with pauses) | %.0f | %.0f | %.2fx |\n", s.rss, a.rss, s.rss/a.rss)
-	line := fmt.Sprintf("canary: sluice %.1fs, argo-rollouts %.1fs (%.2fx; less the pauses, sluice %.1fs of 2.0s, argo-rollouts %.1fs: %.2fx); rss sluice %.0fMiB argo-rollouts %.0fMiB",
-		sm, am, sm/am, sm-sluicePauses, argoPauses, (sm-sluicePauses)/(am-argoPauses), s.rss, a.rss)
+	line := fmt.Sprintf("canary: sluice %.1fs, argo-rollouts %.1fs (%.2fx); less the pauses (sluice %.1fs, argo-rollouts %.1fs as measured): sluice %.2fs, argo-rollouts %.2fs (%.2fx); rss sluice %.0fMiB argo-rollouts %.0fMiB",
+		sm, am, sm/am, sluicePauses, argoPauses, sm-sluicePauses, am-argoPauses, (sm-sluicePauses)/(am-argoPauses), s.rss, a.rss)
 	line2 := fmt.Sprintf("canary (no pauses): sluice %.2fs, argo-rollouts %.2fs (%.2fx)", nsm, nam, nsm/nam)
 	fmt.Println()
 	fmt.Print(b.String())
@@ -197,7 +199,7 @@ func run() error {
 
 %s, on %s. Command: `+"`make bench-canary`"+`.
 
-One real control plane (kwok pods), %d replicas, in two variants: steps setWeight 10, setWeight 50, setWeight 100 (no pauses: the machinery alone), and setWeight 10, pause 1s, setWeight 50, pause 1s, setWeight 100. sluice: `+"`sluice agent --interval 1s`"+`, the version change is a `+"`git push`"+` of a new image tag (the Git server posts a push webhook to the agent's `+"`/hook`"+`, as GitHub or GitLab would; the poll is the fallback), every transition a pushed status commit, traffic split by the HTTPRoute's weights (the canary runs as its own Deployment at full size). Argo Rollouts v1.10.2 (out of cluster, `+"`--leader-elect=false`"+`): the change is a patch of the Rollout's image, replica-based canary (no traffic router), no Git. Timed until every Ready pod behind the Services that get traffic runs the new image and there are at least %d of them. Argo's pause lengths are measured from its status.currentStepIndex (polled every 10 ms): it keeps a pause's start to the second, so a `+"`pause: 1s`"+` lasts 0–1 s; sluice's pauses last what they say.
+One real control plane (kwok pods), %d replicas, in two variants: steps setWeight 10, setWeight 50, setWeight 100 (no pauses: the machinery alone), and setWeight 10, pause 1s, setWeight 50, pause 1s, setWeight 100. sluice: `+"`sluice agent --interval 1s`"+`, the version change is a `+"`git push`"+` of a new image tag (the Git server posts a push webhook to the agent's `+"`/hook`"+` after every push, the agent's own status pushes included, with no `+"`ref`"+` in it: the worst a host can do; the poll is the fallback), every transition a pushed status commit, `+"`scaleDownDelay: 5s`"+` and each run starting once the last one's canary track has drained (a canary pushed during the drain waits for it), traffic split by the HTTPRoute's weights (the canary runs as its own Deployment at full size). Argo Rollouts v1.10.2 (out of cluster, `+"`--leader-elect=false`"+`): the change is a patch of the Rollout's image, replica-based canary (no traffic router), no Git. Timed until every Ready pod behind the Services that get traffic runs the new image and there are at least %d of them. Argo's pause lengths are measured from its status.currentStepIndex (polled every 10 ms): it keeps a pause's start to the second, so a `+"`pause: 1s`"+` lasts 0–1 s; sluice's pauses last what they say.
 
 %s
 %s
@@ -357,6 +359,7 @@ spec:
   workload: {kind: Deployment, name: app}
   traffic: {route: app, service: app}
   strategy:
+    scaleDownDelay: 5s
     canary:
       steps:
 ` + sluiceSteps(paused),
@@ -484,7 +487,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 	if _, err := watch.only(ctx, "app", image(0), 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}
-	if err := sluiceSettled(ctx, clone, ns); err != nil {
+	if err := sluiceSettled(ctx, cs, clone, ns); err != nil {
 		return nil, err
 	}
 	r := &result{tool: "sluice"}
@@ -509,7 +512,7 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 		}
 		r.times = append(r.times, at.Sub(pushed).Seconds())
 		say("sluice: push of %s → only it serving in %.2fs", image(i), at.Sub(pushed).Seconds())
-		if err := sluiceSettled(ctx, clone, ns); err != nil {
+		if err := sluiceSettled(ctx, cs, clone, ns); err != nil {
 			return nil, err
 		}
 	}
@@ -518,18 +521,23 @@ func benchSluice(ctx context.Context, cluster *testcluster.Cluster, cs kubernete
 }
 
 // sluiceSettled waits until the release's last status commit says
-// Succeeded, so the next run starts from a finished rollout.
-func sluiceSettled(ctx context.Context, clone, ns string) error {
+// Succeeded and the canary track's drain has ended (its Deployment is
+// pruned), so the next run starts as a single push would: a canary pushed
+// during the drain waits for it (docs/decisions.md).
+func sluiceSettled(ctx context.Context, cs kubernetes.Interface, clone, ns string) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if _, err := gitserver.GitErr(clone, "fetch", "-q", "origin", "sluice/status"); err == nil {
 			out, _ := gitserver.GitErr(clone, "log", "-1", "--format=%B", "FETCH_HEAD")
 			if strings.Contains(out, "Sluice-Phase: Succeeded") && strings.Contains(out, "Sluice-Release: "+ns+"/app") {
-				return nil
+				_, err := cs.AppsV1().Deployments(ns).Get(ctx, v1alpha1.CanaryName("app"), metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					return nil
+				}
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("the release did not settle as Succeeded")
+			return fmt.Errorf("the release did not settle as Succeeded with its canary track drained")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
