@@ -35,8 +35,8 @@ type Input struct {
 	CacheKey string
 }
 
-// Result is a release rendered. Results may be shared through the cache:
-// callers must deep-copy objects before changing them.
+// Result is a release rendered. Its objects are the caller's own: a cached
+// render is decoded afresh for each caller.
 type Result struct {
 	// Objects in kustomize's output order.
 	Objects []*unstructured.Unstructured
@@ -95,12 +95,46 @@ func (r *Result) Version(routed bool) string {
 // build is the part of a render that depends only on the source tree: its
 // objects, or the error that deterministically comes of it.
 type build struct {
+	// objects are decoded on the build that made them; the cache keeps
+	// each object's JSON instead (encoded), a fraction of the decoded
+	// maps' size, and decodes it again on a hit.
 	objects []*unstructured.Unstructured
+	encoded [][]byte
 	yaml    []byte
 	digest  string
 	err     error
 	// size is what the entry costs the cache.
 	size int64
+}
+
+// cached is the form of b the cache keeps: its objects as JSON.
+func (b *build) cached() (*build, error) {
+	c := &build{yaml: b.yaml, digest: b.digest, err: b.err, size: int64(len(b.yaml))}
+	if b.err != nil {
+		c.size = int64(len(b.err.Error()))
+	}
+	for _, o := range b.objects {
+		data, err := o.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		c.encoded = append(c.encoded, data)
+		c.size += int64(len(data))
+	}
+	return c, nil
+}
+
+// decode returns fresh objects of a cached build.
+func (b *build) decode() ([]*unstructured.Unstructured, error) {
+	objs := make([]*unstructured.Unstructured, 0, len(b.encoded))
+	for _, data := range b.encoded {
+		o := &unstructured.Unstructured{}
+		if err := o.UnmarshalJSON(data); err != nil {
+			return nil, err
+		}
+		objs = append(objs, o)
+	}
+	return objs, nil
 }
 
 // Renderer renders releases and caches the builds by source identity.
@@ -130,7 +164,7 @@ type Renderer struct {
 }
 
 // DefaultMaxCacheBytes bounds the render cache: the rendered YAML of the
-// cached builds, counted twice for the decoded objects beside it.
+// cached builds and their objects' JSON.
 const DefaultMaxCacheBytes = 96 << 20
 
 // buildMu serialises krusty builds: kustomize's global OpenAPI and plugin
@@ -165,7 +199,7 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 			// are not built again (a budget-busting file costs once).
 			var list v1alpha1.ErrorList
 			if errors.As(err, &list) {
-				r.store(key, &build{err: err, size: int64(len(err.Error()))})
+				r.store(key, &build{err: err})
 			}
 			return nil, err
 		}
@@ -174,7 +208,14 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	res := &Result{Objects: b.objects, YAML: b.yaml, Digest: b.digest, Cached: cached}
+	objs := b.objects
+	if cached {
+		var err error
+		if objs, err = b.decode(); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Objects: objs, YAML: b.yaml, Digest: b.digest, Cached: cached}
 	if err := locate(in.Release, res); err != nil {
 		return nil, err
 	}
@@ -199,6 +240,10 @@ func (r *Renderer) lookup(key string) (*build, bool) {
 func (r *Renderer) store(key string, b *build) {
 	if key == "" {
 		return
+	}
+	b, err := b.cached()
+	if err != nil {
+		return // not kept: built again next time
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -310,7 +355,7 @@ func (r *Renderer) finish(objs []*unstructured.Unstructured, yml []byte, located
 	if err != nil {
 		return nil, err
 	}
-	return &build{objects: objs, yaml: yml, digest: digest, size: 3 * int64(len(yml))}, nil
+	return &build{objects: objs, yaml: yml, digest: digest}, nil
 }
 
 // kustomize runs krusty with sluice's safe options, one build at a time,

@@ -6,11 +6,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/sluice-dev/sluice/api/v1alpha1"
 )
@@ -365,6 +367,22 @@ func TestCache(t *testing.T) {
 	if !second.Cached || second.Digest != first.Digest || r.Hits() != 1 {
 		t.Fatalf("cache miss: cached=%v hits=%d", second.Cached, r.Hits())
 	}
+	// The cache keeps JSON and decodes it for each hit: the same objects,
+	// numbers as int64 as the build made them, and the caller's own.
+	if !reflect.DeepEqual(objectMaps(first.Objects), objectMaps(second.Objects)) || second.Workload == nil {
+		t.Fatalf("a cached render differs from the build:\n%v\n%v", objectMaps(first.Objects), objectMaps(second.Objects))
+	}
+	if n, _, _ := unstructured.NestedInt64(second.Workload.Object, "spec", "replicas"); n == 0 {
+		t.Fatal("spec.replicas did not come back as an int64")
+	}
+	second.Workload.SetName("changed-by-the-caller")
+	again, err := load(t, &r, dir, "tree-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.Workload.GetName() == "changed-by-the-caller" {
+		t.Fatal("a caller's change to a cached render reached the next caller")
+	}
 	third, err := load(t, &r, dir, "tree-2")
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +390,14 @@ func TestCache(t *testing.T) {
 	if third.Cached || third.VersionDigest == first.VersionDigest {
 		t.Fatal("a new key did not render anew")
 	}
+}
+
+func objectMaps(objs []*unstructured.Unstructured) []map[string]any {
+	var out []map[string]any
+	for _, o := range objs {
+		out = append(out, o.Object)
+	}
+	return out
 }
 
 // TestConcurrentRenders renders in parallel; with -race it proves the
