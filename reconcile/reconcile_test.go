@@ -127,17 +127,7 @@ func TestApplyLifecycle(t *testing.T) {
 	}
 
 	// Unchanged: no write, resourceVersions stay.
-	before := resourceVersions(t, m, res.Objects)
-	res2, err := m.Apply(ctx, set, ApplyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res2.Changed() {
-		t.Errorf("unchanged apply wrote: %v", actions(res2.ChangeSet))
-	}
-	if after := resourceVersions(t, m, res.Objects); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("resourceVersions moved on an unchanged apply:\n%v\n%v", before, after)
-	}
+	applyWritesNothing(ctx, t, m, set, res.Objects, "an unchanged apply")
 
 	// Update: only the Deployment is configured.
 	set.Objects = objects(t, app("web:2", 2))
@@ -517,17 +507,7 @@ spec:
 		if _, err := cluster.WaitAvailable(ctx, cs, ns, "web", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		before := resourceVersions(t, m, res.Objects)
-		res2, err := m.Apply(ctx, set, ApplyOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res2.Changed() {
-			t.Errorf("the apply after a fresh install wrote: %v", actions(res2.ChangeSet))
-		}
-		if after := resourceVersions(t, m, res.Objects); fmt.Sprint(after) != fmt.Sprint(before) {
-			t.Errorf("resourceVersions moved:\n%v\n%v", before, after)
-		}
+		applyWritesNothing(ctx, t, m, set, res.Objects, "the apply after a fresh install")
 		set.Objects = objects(t, strings.Replace(app("web:1", 1), `data: {A: "1"}`, `data: {B: "2"}`, 1))
 		if _, err := m.Apply(ctx, set, ApplyOptions{}); err != nil {
 			t.Fatal(err)
@@ -537,4 +517,21 @@ spec:
 			t.Errorf("a key dropped from the spec stayed: %v", cm.Data)
 		}
 	})
+}
+
+// applyWritesNothing applies set again and fails the test if it wrote:
+// a change in its change set or a resourceVersion moved on objs.
+func applyWritesNothing(ctx context.Context, t *testing.T, m *Manager, set Set, objs []*unstructured.Unstructured, what string) {
+	t.Helper()
+	before := resourceVersions(t, m, objs)
+	res, err := m.Apply(ctx, set, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed() {
+		t.Errorf("%s wrote: %v", what, actions(res.ChangeSet))
+	}
+	if after := resourceVersions(t, m, objs); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("resourceVersions moved on %s:\n%v\n%v", what, before, after)
+	}
 }
