@@ -199,9 +199,8 @@ func (s *Source) fetchHead(ctx context.Context, branch string) (plumbing.Hash, e
 }
 
 // makeCommit writes the tree and commit objects for spec on top of parent
-// into st
-// (an orphan commit when parent is zero). It returns zero when the tree
-// would not change.
+// (an orphan commit when parent is zero) into st. It returns zero when the
+// tree would not change.
 func (s *Source) makeCommit(st storer.EncodedObjectStorer, parent plumbing.Hash, spec *CommitSpec) (plumbing.Hash, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

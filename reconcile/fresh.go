@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
-	"sync"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
@@ -76,20 +74,19 @@ func (m *Manager) applyFresh(ctx context.Context, objs []*unstructured.Unstructu
 	if err != nil {
 		return nil, err
 	}
+	// Every apply runs to its end, refused or not: what was created must
+	// be known to be undone.
 	done := make([]*created, len(objs))
 	errs := make([]error, len(objs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, m.opts.Concurrency)
+	var applies errgroup.Group
+	applies.SetLimit(m.opts.Concurrency)
 	for i, o := range objs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		applies.Go(func() error {
 			done[i], errs[i] = m.applyRaw(ctx, raw, o)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	applies.Wait()
 	var failed error
 	for i, err := range errs {
 		if err != nil {
@@ -135,17 +132,15 @@ func (m *Manager) applyRaw(ctx context.Context, raw rest.Interface, o *unstructu
 	if err != nil {
 		return nil, err
 	}
-	prefix := "/apis/" + gvk.Group
+	prefix := []string{"/apis", gvk.Group, gvk.Version}
 	if gvk.Group == "" {
-		prefix = "/api"
+		prefix = []string{"/api", gvk.Version}
 	}
-	p := path.Join(prefix, gvk.Version)
-	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-		p = path.Join(p, "namespaces", o.GetNamespace())
-	}
-	p = path.Join(p, mapping.Resource.Resource, o.GetName())
 	var code int
-	res := raw.Patch(types.ApplyPatchType).AbsPath(p).Param("fieldManager", FieldManager).Param("force", "true").Body(body).Do(ctx).StatusCode(&code)
+	res := raw.Patch(types.ApplyPatchType).AbsPath(prefix...).
+		NamespaceIfScoped(o.GetNamespace(), mapping.Scope.Name() == meta.RESTScopeNameNamespace).
+		Resource(mapping.Resource.Resource).Name(o.GetName()).
+		Param("fieldManager", FieldManager).Param("force", "true").Body(body).Do(ctx).StatusCode(&code)
 	b, err := res.Raw()
 	if err != nil {
 		// The API server's reason, as the typed clients report it.

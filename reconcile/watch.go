@@ -61,7 +61,7 @@ func (m *Manager) WatchWorkloads(ctx context.Context, cfg *rest.Config, onChange
 		// The copy keeps what observing needs (replicas, generation,
 		// status, labels, annotations), not the field managers and the pod
 		// template, most of a Deployment as the API server sends it.
-		if err := inf.SetTransform(stripManagedFields); err != nil {
+		if err := inf.SetTransform(stripForObserving); err != nil {
 			return err
 		}
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -96,12 +96,12 @@ func (wc *workloadCache) get(namespace, name string) (*unstructured.Unstructured
 	return obj.(*unstructured.Unstructured), true, true
 }
 
-// stripManagedFields drops what observing a Deployment does not read from
+// stripForObserving drops what observing a Deployment does not read from
 // the watched copies before they are stored: metadata.managedFields, the
 // last-applied annotation and the pod template (kstatus reads the
 // Deployment's generation, replicas and status; observing reads its
 // annotations).
-func stripManagedFields(obj any) (any, error) {
+func stripForObserving(obj any) (any, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		u.SetManagedFields(nil)
 		unstructured.RemoveNestedField(u.Object, "spec", "template")
